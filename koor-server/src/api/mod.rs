@@ -1,0 +1,277 @@
+//! The HTTP API: the route tree, auth, and helpers shared by the resource modules.
+//!
+//! Each resource matches its path first and dispatches on the method inside its handler, so an
+//! unknown path is always a 404 and a known path with the wrong method a 405 with `Allow`.
+
+pub mod body;
+pub mod error;
+mod health;
+mod specs;
+mod state;
+
+use std::convert::Infallible;
+
+use koor_shared::ContentHash;
+use percent_encoding::percent_decode_str;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
+use warp::path::FullPath;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply};
+
+use crate::App;
+pub use error::ApiError;
+
+/// The full route tree of the API listener.
+pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    let api = health::routes(app.clone())
+        .or(state::routes(app.clone()))
+        .unify()
+        .or(specs::routes(app.clone()))
+        .unify()
+        .boxed();
+    auth_guard(app.clone())
+        .and(api)
+        .recover(error::handle_rejection)
+        .unify()
+        .with(warp::log::custom(log_request))
+        .map(Reply::into_response)
+        .boxed()
+}
+
+/// The dashboard listener: `/health` and the same `/api/*` handlers, so its page needs no CORS.
+pub fn dashboard_routes(app: App) -> BoxedFilter<(Response,)> {
+    routes(app)
+}
+
+fn log_request(info: warp::log::Info<'_>) {
+    tracing::debug!(
+        method = %info.method(),
+        path = info.path(),
+        status = info.status().as_u16(),
+        micros = info.elapsed().as_micros() as u64,
+        "request"
+    );
+}
+
+/// Routes that need the bearer token when auth is on: everything but `/health` (and the unknown
+/// paths, which stay JSON 404s so IDE probes are not mistaken for an auth challenge).
+fn needs_auth(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/") || path == "/mcp" || path.starts_with("/mcp/")
+}
+
+fn auth_guard(app: App) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    let expected = app
+        .config
+        .auth_token
+        .as_ref()
+        .map(|t| -> [u8; 32] { Sha256::digest(t.as_bytes()).into() });
+    warp::path::full()
+        .and(warp::header::headers_cloned())
+        .and_then(move |path: FullPath, headers: HeaderMap| {
+            let expected = expected;
+            async move {
+                match expected {
+                    Some(want) if needs_auth(path.as_str()) => {
+                        if bearer_matches(&headers, &want) {
+                            Ok(())
+                        } else {
+                            Err(warp::reject::custom(ApiError::Unauthorized))
+                        }
+                    }
+                    _ => Ok(()),
+                }
+            }
+        })
+        .untuple_one()
+}
+
+/// Compares the request's bearer token with the expected one's digest in constant time.
+fn bearer_matches(headers: &HeaderMap, want: &[u8]) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut parts = value.trim().splitn(2, ' ');
+    let scheme = parts.next().unwrap_or_default();
+    let token = parts.next().unwrap_or_default().trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return false;
+    }
+    let got = Sha256::digest(token.as_bytes());
+    got.as_slice().ct_eq(want).into()
+}
+
+/// Passes the app into a handler.
+pub fn with_app(app: App) -> impl Filter<Extract = (App,), Error = Infallible> + Clone {
+    warp::any().map(move || app.clone())
+}
+
+/// The query string as name/value pairs (empty when there is none).
+pub fn query() -> impl Filter<Extract = (Query,), Error = Infallible> + Clone {
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .map(|raw: String| Query(url_pairs(&raw).into_iter().collect()))
+}
+
+fn url_pairs(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| {
+                let s = s.replace('+', " ");
+                percent_decode_str(&s).decode_utf8_lossy().into_owned()
+            };
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// Parsed query parameters.
+#[derive(Debug, Clone, Default)]
+pub struct Query(pub Vec<(String, String)>);
+
+impl Query {
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`.
+    pub fn all(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// `name` as an integer; a present but malformed value is a 400.
+    pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(name) {
+            None | Some("") => Ok(None),
+            Some(v) => v.trim().parse().map(Some).map_err(|_| {
+                ApiError::bad_request(format!("invalid {name}: {v:?} is not a number"))
+            }),
+        }
+    }
+}
+
+/// Decodes a raw path tail once (percent-decoding) into a key or name.
+pub fn decode_path(raw: &str) -> Result<String, ApiError> {
+    percent_decode_str(raw)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::bad_request("the path is not valid UTF-8 after percent-decoding"))
+}
+
+/// A JSON response with a status.
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
+
+/// A JSON 200.
+pub fn ok<T: Serialize>(body: &T) -> Response {
+    json(StatusCode::OK, body)
+}
+
+/// A stored value as its raw bytes with `Content-Type`, `ETag` and `X-Koor-Version`.
+pub fn raw_value(bytes: Vec<u8>, content_type: &str, hash: &ContentHash, version: i64) -> Response {
+    let mut resp = warp::http::Response::new(bytes.into());
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type)
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream")),
+    );
+    set_version_headers(headers, hash, version);
+    resp
+}
+
+/// `ETag` and `X-Koor-Version` for a stored value.
+pub fn set_version_headers(headers: &mut HeaderMap, hash: &ContentHash, version: i64) {
+    if let Ok(v) = HeaderValue::from_str(&hash.etag()) {
+        headers.insert(header::ETAG, v);
+    }
+    headers.insert(koor_shared::VERSION_HEADER, HeaderValue::from(version));
+}
+
+/// A 304 for a value the client already has.
+pub fn not_modified(hash: &ContentHash, version: i64) -> Response {
+    let mut resp = StatusCode::NOT_MODIFIED.into_response();
+    set_version_headers(resp.headers_mut(), hash, version);
+    resp
+}
+
+/// Whether the request's `If-None-Match` names this value.
+pub fn client_has(headers: &HeaderMap, hash: &ContentHash) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| hash.matches_if_none_match(v))
+}
+
+/// The write preconditions of a request (ext): `If-Match`, `X-Koor-If-Version`, `If-None-Match: *`.
+pub fn condition(headers: &HeaderMap) -> Result<crate::store::state::Condition, ApiError> {
+    let text = |name: &str| -> Result<Option<String>, ApiError> {
+        headers
+            .get(name)
+            .map(|v| {
+                v.to_str()
+                    .map(str::to_owned)
+                    .map_err(|_| ApiError::bad_request(format!("invalid header: {name}")))
+            })
+            .transpose()
+    };
+    let if_version = match text(koor_shared::IF_VERSION_HEADER)? {
+        None => None,
+        Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("invalid X-Koor-If-Version: {v:?} is not a number"))
+        })?),
+    };
+    Ok(crate::store::state::Condition {
+        if_match: text("if-match")?,
+        if_version,
+        create_only: text("if-none-match")?.is_some_and(|v| koor_shared::etag::is_wildcard(&v)),
+    })
+}
+
+/// Hashes a body; large ones on the blocking pool so the runtime keeps serving.
+pub async fn hash_body(body: bytes::Bytes) -> Result<(bytes::Bytes, ContentHash), ApiError> {
+    if body.len() < 64 * 1024 {
+        let hash = ContentHash::of(&body);
+        return Ok((body, hash));
+    }
+    tokio::task::spawn_blocking(move || {
+        let hash = ContentHash::of(&body);
+        (body, hash)
+    })
+    .await
+    .map_err(|_| ApiError::Unavailable)
+}
+
+/// A 405 for `method` on `path`.
+pub fn method_not_allowed(
+    method: &warp::http::Method,
+    path: &str,
+    allow: &'static str,
+) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: path.to_owned(),
+        allow,
+    }
+}

@@ -1,0 +1,385 @@
+//! Server configuration: flags > environment (`KOOR_*`) > config file (`--config`, else
+//! `./settings.json` when it exists) > defaults.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::{Map, Value};
+use tracing::Level;
+
+use crate::logging::parse_level;
+
+/// Command-line flags. Every flag also has an environment variable and a config-file key.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "koor-server",
+    version,
+    about = "Koor: a coordination server for AI coding agents (state, specs, events, instances, MCP)",
+    after_help = "Each flag may also come from its env var or the config file (flags > env > file > defaults).\n\
+                  Config file keys: bind, dashboard_bind, data_dir, auth_token, log_level, log_dir,\n\
+                  stale_after, event_retention, allowed_origins."
+)]
+pub struct Args {
+    /// API listen address [env: KOOR_BIND] [default: localhost:9800]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bind: Option<String>,
+    /// Dashboard listen address; empty disables it [env: KOOR_DASHBOARD_BIND] [default: localhost:9847]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub dashboard_bind: Option<String>,
+    /// Directory holding data.db (must exist and be writable) [env: KOOR_DATA_DIR] [default: .]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Bearer token required on every route but /health; empty = no auth [env: KOOR_AUTH_TOKEN]
+    #[arg(long, value_name = "TOKEN")]
+    pub auth_token: Option<String>,
+    /// debug, info, warn or error [env: KOOR_LOG_LEVEL] [default: info]
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Directory for daily log files; empty disables them [env: KOOR_LOG_DIR] [default: <data-dir>/logs]
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Instances not seen for this long are marked stale, e.g. 90s, 5m [env: KOOR_STALE_AFTER] [default: 5m]
+    #[arg(long, value_name = "DURATION")]
+    pub stale_after: Option<String>,
+    /// Events kept in history; older ones are pruned [env: KOOR_EVENT_RETENTION] [default: 10000]
+    #[arg(long, value_name = "N")]
+    pub event_retention: Option<String>,
+    /// Extra browser origins allowed on /mcp and WebSockets, comma-separated [env: KOOR_ALLOWED_ORIGINS]
+    #[arg(long, value_name = "ORIGINS")]
+    pub allowed_origins: Option<String>,
+    /// Config file (JSON object) [default: ./settings.json when it exists]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: String,
+    /// `None` when the dashboard is disabled.
+    pub dashboard_bind: Option<String>,
+    pub data_dir: PathBuf,
+    /// `None` when auth is off.
+    pub auth_token: Option<String>,
+    pub log_level: Level,
+    /// `None` when file logs are off.
+    pub log_dir: Option<PathBuf>,
+    pub stale_after: Duration,
+    pub event_retention: u64,
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: koor_shared::DEFAULT_BIND.to_owned(),
+            dashboard_bind: Some(koor_shared::DEFAULT_DASHBOARD_BIND.to_owned()),
+            data_dir: PathBuf::from("."),
+            auth_token: None,
+            log_level: Level::INFO,
+            log_dir: Some(PathBuf::from("./logs")),
+            stale_after: Duration::from_secs(300),
+            event_retention: 10_000,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// A configuration for tests and embedding: no dashboard, no log files, data in `data_dir`.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dashboard_bind: None,
+            data_dir: data_dir.into(),
+            log_dir: None,
+            ..Self::default()
+        }
+    }
+}
+
+/// A configuration value that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("invalid {name} {value:?}: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Looks up a setting by its env var name and file key.
+struct Layers<'a> {
+    env: &'a dyn Fn(&str) -> Option<String>,
+    file: Map<String, Value>,
+}
+
+impl Layers<'_> {
+    fn get(&self, flag: Option<String>, env: &str, key: &str) -> Option<String> {
+        flag.or_else(|| (self.env)(env)).or_else(|| {
+            self.file.get(key).map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+        })
+    }
+}
+
+/// Resolves the configuration from flags, an environment lookup and the config file.
+pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let (path, explicit) = match &args.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(koor_shared::config::WORKSPACE_FILE), false),
+    };
+    let file = read_file(&path, explicit)?;
+    let layers = Layers { env, file };
+    let defaults = Config::default();
+
+    let bind = layers
+        .get(args.bind, "KOOR_BIND", "bind")
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or(defaults.bind);
+    let dashboard_bind =
+        match layers.get(args.dashboard_bind, "KOOR_DASHBOARD_BIND", "dashboard_bind") {
+            Some(b) if b.trim().is_empty() => None,
+            Some(b) => Some(b),
+            None => defaults.dashboard_bind,
+        };
+    let data_dir = layers
+        .get(args.data_dir.map(path_string), "KOOR_DATA_DIR", "data_dir")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or(defaults.data_dir);
+    let auth_token = layers
+        .get(args.auth_token, "KOOR_AUTH_TOKEN", "auth_token")
+        .filter(|t| !t.is_empty());
+    let log_level = match layers.get(args.log_level, "KOOR_LOG_LEVEL", "log_level") {
+        Some(l) => parse_level(&l).ok_or_else(|| ConfigError::Invalid {
+            name: "log level",
+            value: l,
+            reason: "use debug, info, warn or error".into(),
+        })?,
+        None => defaults.log_level,
+    };
+    let log_dir = match layers.get(args.log_dir.map(path_string), "KOOR_LOG_DIR", "log_dir") {
+        Some(d) if d.is_empty() => None,
+        Some(d) => Some(PathBuf::from(d)),
+        None => Some(data_dir.join("logs")),
+    };
+    let stale_after = match layers.get(args.stale_after, "KOOR_STALE_AFTER", "stale_after") {
+        Some(s) => parse_duration(&s).map_err(|reason| ConfigError::Invalid {
+            name: "stale-after",
+            value: s,
+            reason,
+        })?,
+        None => defaults.stale_after,
+    };
+    let event_retention = match layers.get(
+        args.event_retention,
+        "KOOR_EVENT_RETENTION",
+        "event_retention",
+    ) {
+        Some(s) => match s.trim().parse::<u64>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "event retention",
+                    value: s,
+                    reason: "use a positive number of events".into(),
+                });
+            }
+        },
+        None => defaults.event_retention,
+    };
+    let allowed_origins = layers
+        .get(
+            args.allowed_origins,
+            "KOOR_ALLOWED_ORIGINS",
+            "allowed_origins",
+        )
+        .map(|s| {
+            s.trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .map(|o| o.trim().trim_matches('"').trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+
+    Ok(Config {
+        bind,
+        dashboard_bind,
+        data_dir,
+        auth_token,
+        log_level,
+        log_dir,
+        stale_after,
+        event_retention,
+        allowed_origins,
+    })
+}
+
+fn path_string(p: PathBuf) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// `5m`, `90s`, `1h30m`, `500ms`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 90s, 5m, 1h)"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+fn read_file(path: &Path, explicit: bool) -> Result<Map<String, Value>, ConfigError> {
+    let err = |reason: String| ConfigError::File {
+        path: path.to_owned(),
+        reason,
+    };
+    match koor_shared::config::read_object(path) {
+        Ok(Some(map)) => Ok(map),
+        Ok(None) if explicit => Err(err("no such file".into())),
+        Ok(None) => Ok(Map::new()),
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = Args {
+            config: Some(write(dir.path(), "{}")),
+            ..Args::default()
+        };
+        let cfg = resolve(args, &env_of(&[])).expect("resolves");
+        assert_eq!(cfg.bind, "localhost:9800");
+        assert_eq!(cfg.dashboard_bind.as_deref(), Some("localhost:9847"));
+        assert_eq!(cfg.data_dir, PathBuf::from("."));
+        assert_eq!(cfg.auth_token, None);
+        assert_eq!(cfg.log_level, Level::INFO);
+        assert_eq!(cfg.stale_after, Duration::from_secs(300));
+        assert_eq!(cfg.log_dir, Some(PathBuf::from("./logs")));
+    }
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("settings.json");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write(
+            dir.path(),
+            r#"{"bind":"file:1","dashboard_bind":"file:2","data_dir":"/file","auth_token":"file-token",
+                "log_level":"error","stale_after":"1m","event_retention":500}"#,
+        );
+        let args = || Args {
+            config: Some(file.clone()),
+            ..Args::default()
+        };
+        let cfg = resolve(args(), &env_of(&[])).expect("resolves");
+        assert_eq!(cfg.bind, "file:1");
+        assert_eq!(cfg.dashboard_bind.as_deref(), Some("file:2"));
+        assert_eq!(cfg.data_dir, PathBuf::from("/file"));
+        assert_eq!(cfg.auth_token.as_deref(), Some("file-token"));
+        assert_eq!(cfg.log_level, Level::ERROR);
+        assert_eq!(cfg.stale_after, Duration::from_secs(60));
+        assert_eq!(cfg.event_retention, 500);
+
+        let env = env_of(&[
+            ("KOOR_BIND", "env:1"),
+            ("KOOR_DATA_DIR", "/env"),
+            ("KOOR_AUTH_TOKEN", "env-token"),
+            ("KOOR_LOG_LEVEL", "warn"),
+        ]);
+        let cfg = resolve(args(), &env).expect("resolves");
+        assert_eq!(cfg.bind, "env:1");
+        assert_eq!(
+            cfg.dashboard_bind.as_deref(),
+            Some("file:2"),
+            "unset env falls through to the file"
+        );
+        assert_eq!(cfg.data_dir, PathBuf::from("/env"));
+        assert_eq!(cfg.auth_token.as_deref(), Some("env-token"));
+        assert_eq!(cfg.log_level, Level::WARN);
+
+        let mut flags = args();
+        flags.bind = Some("flag:1".into());
+        flags.log_level = Some("debug".into());
+        flags.dashboard_bind = Some(String::new());
+        let cfg = resolve(flags, &env).expect("resolves");
+        assert_eq!(cfg.bind, "flag:1");
+        assert_eq!(cfg.log_level, Level::DEBUG);
+        assert_eq!(
+            cfg.dashboard_bind, None,
+            "an empty dashboard bind disables it"
+        );
+        assert_eq!(cfg.data_dir, PathBuf::from("/env"));
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write(dir.path(), "{}");
+        let args = Args {
+            config: Some(file.clone()),
+            log_level: Some("loud".into()),
+            ..Args::default()
+        };
+        let err = resolve(args, &env_of(&[])).expect_err("bad level");
+        assert!(err.to_string().contains("loud"), "{err}");
+
+        let args = Args {
+            config: Some(file),
+            stale_after: Some("soon".into()),
+            ..Args::default()
+        };
+        assert!(resolve(args, &env_of(&[])).is_err());
+
+        let args = Args {
+            config: Some(dir.path().join("missing.json")),
+            ..Args::default()
+        };
+        let err = resolve(args, &env_of(&[])).expect_err("missing explicit file");
+        assert!(err.to_string().contains("missing.json"), "{err}");
+
+        let bad = write(dir.path(), "[1,2]");
+        let args = Args {
+            config: Some(bad),
+            ..Args::default()
+        };
+        assert!(resolve(args, &env_of(&[])).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("0s").is_err());
+    }
+}

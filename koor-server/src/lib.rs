@@ -1,0 +1,190 @@
+//! koor-server: the Koor coordination server as a library, so tests and tools can run it
+//! in-process on a listener they bound themselves.
+//!
+//! # Layout
+//!
+//! - [`config`]: flags > env > config file > defaults.
+//! - [`logging`]: logfmt to stderr, daily files, and the in-memory ring behind `/api/logs`.
+//! - [`store`]: SQLite with one group-committing writer thread and pooled readers.
+//! - [`bus`]: fan-out of committed events to subscribers.
+//! - [`api`]: the warp route tree, one module per resource, one rejection handler.
+//!
+//! [`open`] builds an [`App`] (locks the data dir, opens the database); [`run`] serves it on
+//! already-bound listeners until the shutdown future resolves.
+
+pub mod api;
+pub mod bus;
+pub mod config;
+pub mod logging;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::bus::Bus;
+pub use crate::config::Config;
+use crate::logging::LogRing;
+use crate::store::{OpenError, Store};
+
+/// How long in-flight requests get to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    pub bus: Bus,
+    pub config: Arc<Config>,
+    pub logs: Arc<LogRing>,
+    pub started: Instant,
+    addrs: Arc<std::sync::RwLock<(String, String)>>,
+    stop: watch::Receiver<bool>,
+    stop_tx: Arc<watch::Sender<bool>>,
+}
+
+impl App {
+    /// The bound API and dashboard addresses (`""` when the dashboard is off).
+    pub fn addrs(&self) -> (String, String) {
+        self.addrs.read().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// Resolves when the server starts shutting down; long-lived tasks (WebSockets) watch it.
+    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stop = self.stop.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+/// Locks the data directory and opens the database.
+pub fn open(config: Config, logs: Arc<LogRing>) -> Result<App, OpenError> {
+    let bus = Bus::default();
+    let store = Store::open(&config.data_dir, bus.clone())?;
+    let (stop_tx, stop) = watch::channel(false);
+    Ok(App {
+        store,
+        bus,
+        config: Arc::new(config),
+        logs,
+        started: Instant::now(),
+        addrs: Arc::default(),
+        stop,
+        stop_tx: Arc::new(stop_tx),
+    })
+}
+
+/// Serves the API on `api` (and the dashboard on `dashboard`) until `shutdown` resolves, then stops
+/// accepting, gives in-flight requests [`SHUTDOWN_GRACE`] to finish, closes WebSockets with a Close
+/// frame and closes the database.
+pub async fn run(
+    app: App,
+    api: TcpListener,
+    dashboard: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let addr_string = |l: &TcpListener| {
+        l.local_addr()
+            .map(|a: SocketAddr| a.to_string())
+            .unwrap_or_default()
+    };
+    if let Ok(mut addrs) = app.addrs.write() {
+        *addrs = (
+            addr_string(&api),
+            dashboard.as_ref().map(addr_string).unwrap_or_default(),
+        );
+    }
+    let routes = api::routes(app.clone());
+    let api_server = warp::serve(routes.clone())
+        .incoming(api)
+        .graceful(app.stopping())
+        .run();
+    let dashboard_server = async {
+        if let Some(listener) = dashboard {
+            warp::serve(api::dashboard_routes(app.clone()))
+                .incoming(listener)
+                .graceful(app.stopping())
+                .run()
+                .await;
+        }
+    };
+    let servers = futures_util::future::join(api_server, dashboard_server);
+    let mut servers = std::pin::pin!(servers);
+    tokio::select! {
+        _ = &mut servers => {}
+        () = shutdown => {
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = app.stop_tx.send(true);
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut servers).await.is_err() {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still running after the grace period; closing anyway");
+            }
+        }
+    }
+    let _ = app.stop_tx.send(true);
+    app.store.close().await;
+    tracing::info!("database closed; bye");
+}
+
+/// A server running in this process, as tests and embedders start it.
+pub struct Running {
+    /// Where the API listens (`127.0.0.1:<ephemeral port>`).
+    pub addr: SocketAddr,
+    pub app: App,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts down as on SIGTERM and waits until the database is closed.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+/// Opens `config`'s data dir and serves the API on an ephemeral loopback port (ignoring
+/// `config.bind`) until [`Running::stop`].
+pub async fn spawn(config: Config) -> Result<Running, OpenError> {
+    spawn_with_logs(config, LogRing::new(logging::RING_CAPACITY)).await
+}
+
+/// Like [`spawn`], with the log ring the process's tracing layer feeds.
+pub async fn spawn_with_logs(config: Config, logs: Arc<LogRing>) -> Result<Running, OpenError> {
+    let app = open(config, logs)?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| OpenError::Database {
+            path: app.store.path().to_owned(),
+            reason: format!("cannot bind a loopback port: {e}"),
+        })?;
+    let addr = listener.local_addr().map_err(|e| OpenError::Database {
+        path: app.store.path().to_owned(),
+        reason: e.to_string(),
+    })?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(run(app.clone(), listener, None, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Running {
+        addr,
+        app,
+        stop: Some(stop),
+        task,
+    })
+}

@@ -1,0 +1,369 @@
+//! Storage: one SQLite file in WAL mode, one writer thread with group commit, a pool of readers.
+//!
+//! Every mutation is a closure sent to the writer thread. The writer takes every job waiting in its
+//! queue (up to [`MAX_BATCH`]), runs each inside its own savepoint of one transaction and commits
+//! once, so many concurrent writes share one commit. A job that fails rolls back to its savepoint
+//! without disturbing the others. Only after the commit succeeds are the batch's events published on
+//! the bus (in id order) and the callers answered: nothing is acknowledged before it is durable, and
+//! subscribers never see an event whose change was not committed.
+//!
+//! Reads run on the blocking thread pool with read-only connections, which WAL lets proceed while
+//! the writer works. Nothing here runs SQLite on an async worker thread.
+
+pub mod events;
+mod lock;
+mod schema;
+pub mod specs;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use koor_shared::time::now_rfc3339;
+use koor_shared::types::Event;
+use rusqlite::{Connection, OpenFlags};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::bus::{Bus, BusEvent};
+pub use lock::DirLock;
+
+/// Most jobs committed in one transaction.
+pub const MAX_BATCH: usize = 512;
+/// Read connections kept open between reads.
+const MAX_IDLE_READERS: usize = 16;
+/// How long SQLite waits on a lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Errors at the storage boundary. The API maps each to one HTTP status.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The thing asked for does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// A conditional write's precondition does not hold (412).
+    #[error("{message}")]
+    Precondition {
+        message: String,
+        current_version: Option<i64>,
+    },
+    /// The request is well-formed but not acceptable (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// SQLite failed (500).
+    #[error("database error: {0}")]
+    Sqlite(String),
+    /// The store is shutting down (503).
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e.to_string())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("failed to open database {path}: {reason}")]
+    Database { path: PathBuf, reason: String },
+    #[error(
+        "another koor-server is already using data dir {dir}{holder}: only one server may use a data directory at a time (stop it, or start this one with another --data-dir)"
+    )]
+    Locked { dir: PathBuf, holder: String },
+}
+
+/// The context a write job runs in: the writer's connection inside the batch transaction, and
+/// the events the job emits (published after commit).
+pub struct Tx<'a> {
+    conn: &'a Connection,
+    events: &'a mut Vec<Arc<BusEvent>>,
+    now: String,
+}
+
+impl Tx<'_> {
+    pub fn conn(&self) -> &Connection {
+        self.conn
+    }
+
+    /// The job's timestamp: every row it writes shares it.
+    pub fn now(&self) -> &str {
+        &self.now
+    }
+
+    /// Stores an event in history; it is published on the bus once the batch commits.
+    pub fn emit(&mut self, topic: &str, data: Value, source: &str) -> Result<Event> {
+        let event = events::insert(self.conn, topic, &data, source, &self.now)?;
+        self.events.push(Arc::new(BusEvent::new(event.clone())));
+        Ok(event)
+    }
+}
+
+trait WriteJob: Send {
+    fn run(&mut self, tx: &mut Tx<'_>);
+    fn finish(self: Box<Self>, commit: Result<()>);
+}
+
+struct TypedJob<T, F> {
+    work: Option<F>,
+    result: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> WriteJob for TypedJob<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut Tx<'_>) -> Result<T> + Send,
+{
+    fn run(&mut self, tx: &mut Tx<'_>) {
+        let Some(work) = self.work.take() else { return };
+        let mark = tx.events.len();
+        let result = tx
+            .conn
+            .execute_batch("SAVEPOINT job")
+            .map_err(StoreError::from)
+            .and_then(|()| work(tx));
+        let ended = match &result {
+            Ok(_) => tx.conn.execute_batch("RELEASE job"),
+            Err(_) => {
+                tx.events.truncate(mark);
+                tx.conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            }
+        };
+        self.result = Some(match ended {
+            Ok(()) => result,
+            Err(e) => Err(e.into()),
+        });
+    }
+
+    fn finish(self: Box<Self>, commit: Result<()>) {
+        let TypedJob { result, reply, .. } = *self;
+        let outcome = commit.and_then(|()| result.unwrap_or(Err(StoreError::Closed)));
+        let _ = reply.send(outcome);
+    }
+}
+
+enum Message {
+    Write(Box<dyn WriteJob>),
+    Close(oneshot::Sender<()>),
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<Message>>>,
+    readers: Mutex<Vec<Connection>>,
+    bus: Bus,
+    _lock: DirLock,
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Locks `data_dir`, opens (or creates) `data.db` in it, migrates the schema and starts the
+    /// writer thread.
+    pub fn open(data_dir: &Path, bus: Bus) -> Result<Store, OpenError> {
+        let path = data_dir.join("data.db");
+        let db_err = |reason: String| OpenError::Database {
+            path: path.clone(),
+            reason,
+        };
+        match std::fs::metadata(data_dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(db_err(format!("{} is not a directory", data_dir.display()))),
+            Err(e) => return Err(db_err(format!("data dir {}: {e}", data_dir.display()))),
+        }
+        let lock = DirLock::acquire(data_dir).map_err(|e| match e {
+            lock::LockError::Held { holder } => OpenError::Locked {
+                dir: data_dir.to_owned(),
+                holder,
+            },
+            lock::LockError::Io(e) => db_err(format!(
+                "data dir {} is not writable: {e}",
+                data_dir.display()
+            )),
+        })?;
+        let mut conn = Connection::open(&path).map_err(|e| db_err(e.to_string()))?;
+        configure_writer(&conn).map_err(|e| db_err(e.to_string()))?;
+        schema::migrate(&mut conn).map_err(db_err)?;
+        let last_id = events::last_id(&conn).map_err(|e| db_err(e.to_string()))?;
+        bus.set_last_id(last_id);
+
+        let (tx, rx) = mpsc::channel();
+        let writer_bus = bus.clone();
+        thread::Builder::new()
+            .name("koor-writer".into())
+            .spawn(move || writer_loop(conn, rx, writer_bus))
+            .map_err(|e| db_err(format!("cannot start the writer thread: {e}")))?;
+
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(Some(tx)),
+                readers: Mutex::new(Vec::new()),
+                bus,
+                _lock: lock,
+            }),
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+
+    /// Runs `work` on the writer thread inside the next group commit. Answers after the commit.
+    pub async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = TypedJob {
+            work: Some(work),
+            result: None,
+            reply,
+        };
+        {
+            let writer = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
+            let sender = writer.as_ref().ok_or(StoreError::Closed)?;
+            sender
+                .send(Message::Write(Box::new(job)))
+                .map_err(|_| StoreError::Closed)?;
+        }
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `work` with a read-only connection on the blocking pool.
+    pub async fn read<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match inner.readers.lock().ok().and_then(|mut pool| pool.pop()) {
+                Some(conn) => conn,
+                None => open_reader(&inner.path)?,
+            };
+            let result = work(&conn);
+            if let Ok(mut pool) = inner.readers.lock()
+                && pool.len() < MAX_IDLE_READERS
+            {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stops the writer after the jobs already queued, and closes every connection. Later writes
+    /// answer [`StoreError::Closed`].
+    pub async fn close(&self) {
+        let sender = self.inner.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(sender) = sender {
+            let (done, wait) = oneshot::channel();
+            if sender.send(Message::Close(done)).is_ok() {
+                let _ = wait.await;
+            }
+        }
+        if let Ok(mut pool) = self.inner.readers.lock() {
+            pool.clear();
+        }
+    }
+}
+
+fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // NORMAL in WAL mode: a commit survives the process being killed (the WAL is in the OS cache);
+    // only a power loss may drop the last commits.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>, bus: Bus) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = Vec::new();
+        let mut close = None;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Message::Write(job) => jobs.push(job),
+                Message::Close(done) => {
+                    close = Some(done);
+                    break;
+                }
+            }
+            if jobs.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !jobs.is_empty() {
+            commit_batch(&conn, jobs, &bus);
+        }
+        if let Some(done) = close {
+            // Fold the WAL back into the main file so the data dir is tidy after a clean stop.
+            let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+            drop(conn);
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+fn commit_batch(conn: &Connection, mut jobs: Vec<Box<dyn WriteJob>>, bus: &Bus) {
+    let mut events = Vec::new();
+    let outcome = match conn.execute_batch("BEGIN IMMEDIATE") {
+        Ok(()) => {
+            for job in &mut jobs {
+                let mut tx = Tx {
+                    conn,
+                    events: &mut events,
+                    now: now_rfc3339(),
+                };
+                job.run(&mut tx);
+            }
+            conn.execute_batch("COMMIT").map_err(StoreError::from)
+        }
+        Err(e) => Err(e.into()),
+    };
+    if outcome.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+        tracing::error!(error = %outcome.as_ref().err().map(ToString::to_string).unwrap_or_default(), jobs = jobs.len(), "write batch failed");
+        events.clear();
+    }
+    for event in events {
+        bus.publish(event);
+    }
+    for job in jobs {
+        job.finish(outcome.clone());
+    }
+}

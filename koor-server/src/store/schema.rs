@@ -1,0 +1,97 @@
+//! Schema migrations, applied in order on start. `PRAGMA user_version` records how far a database
+//! has come; a database from a newer server is refused rather than misread.
+
+use rusqlite::Connection;
+
+/// Each entry migrates from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: state with versions, specs, events, instances, validation rules.
+    r#"
+    CREATE TABLE state (
+        key          TEXT PRIMARY KEY,
+        version      INTEGER NOT NULL,
+        hash         TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE TABLE state_versions (
+        id           INTEGER PRIMARY KEY,
+        key          TEXT NOT NULL,
+        version      INTEGER NOT NULL,
+        hash         TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        value        BLOB NOT NULL,
+        updated_at   TEXT NOT NULL,
+        UNIQUE (key, version)
+    );
+    CREATE TABLE specs (
+        project    TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        version    INTEGER NOT NULL,
+        hash       TEXT NOT NULL,
+        data       BLOB NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (project, name)
+    );
+    CREATE TABLE events (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        topic      TEXT NOT NULL,
+        data       TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX events_topic ON events (topic, id);
+    CREATE TABLE instances (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        workspace     TEXT NOT NULL,
+        intent        TEXT NOT NULL,
+        stack         TEXT NOT NULL,
+        capabilities  TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        token_hash    TEXT NOT NULL,
+        registered_at TEXT NOT NULL,
+        last_seen     TEXT NOT NULL
+    );
+    CREATE TABLE rules (
+        project     TEXT NOT NULL,
+        rule_id     TEXT NOT NULL,
+        severity    TEXT NOT NULL,
+        match_type  TEXT NOT NULL,
+        pattern     TEXT NOT NULL,
+        message     TEXT NOT NULL,
+        applies_to  TEXT NOT NULL,
+        stack       TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        proposed_by TEXT NOT NULL,
+        context     TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (project, rule_id)
+    );
+    "#,
+];
+
+/// Brings the schema up to date in one transaction.
+pub fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let current: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|e| e.to_string())?;
+    let current = usize::try_from(current).unwrap_or(usize::MAX);
+    if current > MIGRATIONS.len() {
+        return Err(format!(
+            "the database has schema version {current}, newer than this server knows ({}); upgrade koor-server",
+            MIGRATIONS.len()
+        ));
+    }
+    let mut apply = || -> rusqlite::Result<()> {
+        let tx = conn.transaction()?;
+        for sql in &MIGRATIONS[current..] {
+            tx.execute_batch(sql)?;
+        }
+        tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+        tx.commit()
+    };
+    apply().map_err(|e| format!("schema migration failed: {e}"))
+}

@@ -1,0 +1,215 @@
+//! The real `koor-server` binary: startup errors, config priority, graceful stop.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_koor-server");
+
+fn server(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .env_remove("KOOR_BIND")
+        .env_remove("KOOR_DASHBOARD_BIND")
+        .env_remove("KOOR_DATA_DIR")
+        .env_remove("KOOR_AUTH_TOKEN")
+        .env_remove("KOOR_LOG_LEVEL")
+        .env_remove("KOOR_LOG_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs to completion (for startup failures), with a deadline.
+fn run_failing(cmd: &mut Command) -> (i32, String) {
+    let mut child = cmd.spawn().expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut err)
+                .expect("read");
+            return (status.code().unwrap_or(-1), err);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("server did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts a server and waits for its startup line; returns the child and that line.
+#[allow(clippy::zombie_processes)] // the caller owns the child and waits for it in `terminate`
+fn start(cmd: &mut Command) -> (Child, BufReader<std::process::ChildStderr>, String) {
+    let mut child = cmd.spawn().expect("spawn");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = stderr.read_line(&mut line).expect("read");
+        if n == 0 {
+            let status = child.wait().expect("wait");
+            panic!("server exited before starting: {status}");
+        }
+        if line.contains("koor-server started") {
+            return (child, stderr, line);
+        }
+    }
+}
+
+fn field<'a>(line: &'a str, name: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("{name} missing in {line}"))
+}
+
+fn terminate(child: &mut Child) -> i32 {
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status.code().unwrap_or(-1);
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn starts_logs_its_addresses_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, mut stderr, line) = start(server(dir.path()).args([
+        "--bind",
+        "127.0.0.1:0",
+        "--dashboard-bind",
+        "127.0.0.1:0",
+        "--auth-token",
+        "tok-secret-123",
+    ]));
+    assert!(
+        field(&line, "api").starts_with("http://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(
+        field(&line, "dashboard").starts_with("http://127.0.0.1:"),
+        "{line}"
+    );
+    assert_eq!(field(&line, "auth"), "on");
+    assert_eq!(field(&line, "data_dir"), ".");
+    assert!(
+        !line.contains("tok-secret-123"),
+        "token must never be logged: {line}"
+    );
+    assert_eq!(terminate(&mut child), 0);
+    let mut rest = String::new();
+    use std::io::Read;
+    stderr.read_to_string(&mut rest).expect("read");
+    assert!(rest.contains("database closed"), "{rest}");
+    assert!(!rest.contains("tok-secret-123"));
+    // Logs also went to a daily file under the data dir.
+    let logs: Vec<_> = std::fs::read_dir(dir.path().join("logs"))
+        .expect("log dir")
+        .collect();
+    assert_eq!(logs.len(), 1, "one log file");
+}
+
+#[test]
+fn busy_port_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let (code, err) =
+        run_failing(server(dir.path()).args(["--bind", &addr, "--dashboard-bind", ""]));
+    assert_ne!(code, 0);
+    assert!(err.contains("address already in use"), "{err}");
+    assert!(err.contains(&addr), "{err}");
+}
+
+#[test]
+fn missing_data_dir_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, err) = run_failing(server(dir.path()).args([
+        "--bind",
+        "127.0.0.1:0",
+        "--dashboard-bind",
+        "",
+        "--data-dir",
+        "nowhere/koor",
+    ]));
+    assert_ne!(code, 0);
+    assert!(err.contains("failed to open database"), "{err}");
+    assert!(err.contains("nowhere/koor"), "{err}");
+    assert!(err.contains("No such file or directory"), "{err}");
+}
+
+#[test]
+fn second_server_on_the_same_data_dir_refuses_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut first, _stderr, _) =
+        start(server(dir.path()).args(["--bind", "127.0.0.1:0", "--dashboard-bind", ""]));
+    let (code, err) =
+        run_failing(server(dir.path()).args(["--bind", "127.0.0.1:0", "--dashboard-bind", ""]));
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("another koor-server is already using data dir"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+    terminate(&mut first);
+}
+
+#[test]
+fn config_priority_flags_env_file_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for sub in ["from-file", "from-env", "from-flag"] {
+        std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+    }
+    std::fs::write(
+        dir.path().join("settings.json"),
+        r#"{"bind":"127.0.0.1:0","dashboard_bind":"","data_dir":"from-file","log_level":"warn"}"#,
+    )
+    .expect("write settings");
+
+    // File only (./settings.json is read by default). Level warn hides the info startup line, so
+    // raise it from the environment and check the file supplied the rest.
+    let (mut child, _e, line) = start(server(dir.path()).env("KOOR_LOG_LEVEL", "info"));
+    assert_eq!(field(&line, "data_dir"), "from-file");
+    assert_eq!(field(&line, "dashboard"), "off");
+    terminate(&mut child);
+
+    // Env beats the file.
+    let (mut child, _e, line) = start(
+        server(dir.path())
+            .env("KOOR_LOG_LEVEL", "info")
+            .env("KOOR_DATA_DIR", "from-env"),
+    );
+    assert_eq!(field(&line, "data_dir"), "from-env");
+    terminate(&mut child);
+
+    // Flags beat env.
+    let (mut child, _e, line) = start(
+        server(dir.path())
+            .env("KOOR_LOG_LEVEL", "info")
+            .env("KOOR_DATA_DIR", "from-env")
+            .args(["--data-dir", "from-flag"]),
+    );
+    assert_eq!(field(&line, "data_dir"), "from-flag");
+    terminate(&mut child);
+
+    // A bad value names itself.
+    let (code, err) = run_failing(server(dir.path()).args(["--log-level", "loud"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("loud"), "{err}");
+}

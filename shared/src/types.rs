@@ -1,0 +1,223 @@
+//! JSON bodies of the API (see `API.md`). Field names are the wire names.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub uptime: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// `GET /api/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub uptime: String,
+    pub state_keys: i64,
+    pub instances: i64,
+    pub last_event_id: i64,
+    pub api_bind: String,
+    pub dashboard_bind: String,
+    /// (ext) Specs stored, all projects.
+    #[serde(default)]
+    pub specs: i64,
+    /// (ext) Events currently retained in history.
+    #[serde(default)]
+    pub events_retained: i64,
+    /// (ext) Instances currently stale.
+    #[serde(default)]
+    pub stale_instances: i64,
+    /// (ext) Open event WebSocket subscribers.
+    #[serde(default)]
+    pub subscribers: i64,
+    /// (ext) Open log WebSocket subscribers.
+    #[serde(default)]
+    pub log_subscribers: i64,
+    /// (ext) Server version.
+    #[serde(default)]
+    pub version: String,
+}
+
+/// One row of `GET /api/state`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateSummary {
+    pub key: String,
+    pub version: i64,
+    pub content_type: String,
+    pub updated_at: String,
+    /// (ext) Size of the current value in bytes.
+    #[serde(default)]
+    pub size: i64,
+}
+
+/// The answer to `PUT /api/state/{key}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateWrite {
+    pub key: String,
+    pub version: i64,
+    pub hash: String,
+    pub content_type: String,
+    pub updated_at: String,
+}
+
+/// One version in a key's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: i64,
+    pub hash: String,
+    pub updated_at: String,
+    /// (ext) Content type of that version.
+    #[serde(default)]
+    pub content_type: String,
+    /// (ext) Size of that version in bytes.
+    #[serde(default)]
+    pub size: i64,
+}
+
+/// `GET /api/state/{key}?history=1`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateHistory {
+    pub key: String,
+    pub versions: Vec<VersionInfo>,
+}
+
+/// One difference between two JSON documents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiffOp {
+    /// `add`, `remove` or `replace`.
+    pub operation: String,
+    /// JSON pointer of the changed value.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_value: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_value: Option<Value>,
+}
+
+/// `GET /api/state/{key}?diff=A,B`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateDiff {
+    pub key: String,
+    pub v1: i64,
+    pub v2: i64,
+    pub diffs: Vec<DiffOp>,
+}
+
+/// `POST /api/state/{key}?rollback=N`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollback {
+    pub key: String,
+    pub version: i64,
+    pub hash: String,
+    pub rolled_back: i64,
+    pub updated_at: String,
+}
+
+/// `{"deleted": "<what>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deleted {
+    pub deleted: String,
+}
+
+/// One spec in a project's listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecSummary {
+    pub name: String,
+    pub version: i64,
+    pub updated_at: String,
+}
+
+/// `GET /api/specs/{project}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecList {
+    pub project: String,
+    pub specs: Vec<SpecSummary>,
+}
+
+/// `PUT /api/specs/{project}/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecWrite {
+    pub project: String,
+    pub name: String,
+    pub version: i64,
+    pub hash: String,
+    pub updated_at: String,
+}
+
+/// An event on the bus.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: i64,
+    pub topic: String,
+    #[serde(default)]
+    pub data: Value,
+    #[serde(default)]
+    pub source: String,
+    pub created_at: String,
+}
+
+/// `POST /api/events/publish`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishRequest {
+    #[serde(default)]
+    pub topic: String,
+    #[serde(default)]
+    pub data: Value,
+    #[serde(default)]
+    pub source: String,
+}
+
+/// A registered agent instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub workspace: String,
+    #[serde(default)]
+    pub intent: String,
+    #[serde(default)]
+    pub stack: String,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    pub status: String,
+    pub registered_at: String,
+    pub last_seen: String,
+}
+
+/// `POST /api/instances/register` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub workspace: String,
+    #[serde(default)]
+    pub intent: String,
+    #[serde(default)]
+    pub stack: String,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+/// `POST /api/instances/register` answer: the instance plus its token, shown only here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    #[serde(flatten)]
+    pub instance: Instance,
+    pub token: String,
+}
+
+/// A record of the server's own log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    pub time: String,
+    pub level: String,
+    pub target: String,
+    pub message: String,
+    #[serde(default)]
+    pub fields: serde_json::Map<String, Value>,
+}

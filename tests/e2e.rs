@@ -1,0 +1,12 @@
+//! End-to-end tests: each starts the real server in-process on `127.0.0.1:0` with a temp data dir
+//! and drives it as users do.
+
+// Starting servers and talking to them.
+mod harness;
+
+// Health, metrics, errors, auth, restart, the data-dir lock.
+mod server;
+// The State section of API.md, conditional writes, concurrent writers.
+mod state;
+// The Specs section of API.md.
+mod specs;
