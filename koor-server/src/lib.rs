@@ -7,6 +7,7 @@
 //! - [`logging`]: logfmt to stderr, daily files, and the in-memory ring behind `/api/logs`.
 //! - [`store`]: SQLite with one group-committing writer thread and pooled readers.
 //! - [`bus`]: fan-out of committed events to subscribers.
+//! - [`instances`]: the in-memory agent registry with liveness, persisted through the store.
 //! - [`api`]: the warp route tree, one module per resource, one rejection handler.
 //!
 //! [`open`] builds an [`App`] (locks the data dir, opens the database); [`run`] serves it on
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod bus;
 pub mod config;
+pub mod instances;
 pub mod logging;
 pub mod store;
 
@@ -28,6 +30,7 @@ use tokio::sync::watch;
 
 use crate::bus::Bus;
 pub use crate::config::Config;
+use crate::instances::Registry;
 use crate::logging::LogRing;
 use crate::store::{OpenError, Store};
 
@@ -39,6 +42,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct App {
     pub store: Store,
     pub bus: Bus,
+    pub instances: Registry,
     pub config: Arc<Config>,
     pub logs: Arc<LogRing>,
     pub started: Instant,
@@ -70,10 +74,16 @@ impl App {
 pub fn open(config: Config, logs: Arc<LogRing>) -> Result<App, OpenError> {
     let bus = Bus::default();
     let store = Store::open(&config.data_dir, bus.clone())?;
+    let instances =
+        Registry::load(&store, config.stale_after).map_err(|e| OpenError::Database {
+            path: store.path().to_owned(),
+            reason: format!("cannot load instances: {e}"),
+        })?;
     let (stop_tx, stop) = watch::channel(false);
     Ok(App {
         store,
         bus,
+        instances,
         config: Arc::new(config),
         logs,
         started: Instant::now(),
@@ -103,6 +113,7 @@ pub async fn run(
             dashboard.as_ref().map(addr_string).unwrap_or_default(),
         );
     }
+    let background = tokio::spawn(background(app.clone()));
     let routes = api::routes(app.clone());
     let api_server = warp::serve(routes.clone())
         .incoming(api)
@@ -130,8 +141,42 @@ pub async fn run(
         }
     }
     let _ = app.stop_tx.send(true);
+    let _ = background.await;
+    if let Err(e) = app.instances.flush(&app.store).await {
+        tracing::warn!(error = %e, "could not write the last heartbeats");
+    }
     app.store.close().await;
     tracing::info!("database closed; bye");
+}
+
+/// The server's own periodic work until shutdown: the liveness monitor and the heartbeat flush.
+async fn background(app: App) {
+    let mut liveness = tokio::time::interval(app.instances.check_interval());
+    let mut flush = tokio::time::interval(instances::FLUSH_EVERY);
+    liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stopping = app.stopping();
+    let mut stopping = std::pin::pin!(stopping);
+    loop {
+        tokio::select! {
+            () = &mut stopping => return,
+            _ = liveness.tick() => {
+                match app.instances.check_liveness(&app.store).await {
+                    Ok(marked) => {
+                        for i in marked {
+                            tracing::info!(id = %i.id, name = %i.name, last_seen = %i.last_seen, "instance stale");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "liveness check failed"),
+                }
+            }
+            _ = flush.tick() => {
+                if let Err(e) = app.instances.flush(&app.store).await {
+                    tracing::warn!(error = %e, "heartbeat flush failed");
+                }
+            }
+        }
+    }
 }
 
 /// A server running in this process, as tests and embedders start it.

@@ -9,7 +9,7 @@ use warp::reply::Response;
 
 use super::{ApiError, method_not_allowed, ok, with_app};
 use crate::App;
-use crate::store::{specs, state};
+use crate::store::{events, specs, state};
 
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     let health = warp::path!("health")
@@ -42,21 +42,28 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
 }
 
 async fn metrics(app: App) -> Result<Response, ApiError> {
-    let (state_keys, specs) = app
+    let (state_keys, specs, events_retained) = app
         .store
-        .read(|conn| Ok((state::count(conn)?, specs::count(conn)?)))
+        .read(|conn| {
+            Ok((
+                state::count(conn)?,
+                specs::count(conn)?,
+                events::count(conn)?,
+            ))
+        })
         .await?;
+    let (instances, stale_instances) = app.instances.counts();
     let (api_bind, dashboard_bind) = app.addrs();
     Ok(ok(&Metrics {
         uptime: format_uptime(app.started.elapsed()),
         state_keys,
-        instances: 0,
+        instances,
         last_event_id: app.bus.last_id(),
         api_bind,
         dashboard_bind,
         specs,
-        events_retained: 0,
-        stale_instances: 0,
+        events_retained,
+        stale_instances,
         subscribers: app.bus.subscriber_count(),
         log_subscribers: 0,
         version: env!("CARGO_PKG_VERSION").into(),

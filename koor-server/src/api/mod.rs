@@ -6,6 +6,7 @@
 pub mod body;
 pub mod error;
 mod health;
+mod instances;
 mod specs;
 mod state;
 
@@ -31,6 +32,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(state::routes(app.clone()))
         .unify()
         .or(specs::routes(app.clone()))
+        .unify()
+        .or(instances::routes(app.clone()))
         .unify()
         .boxed();
     auth_guard(app.clone())

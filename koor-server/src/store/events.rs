@@ -51,3 +51,8 @@ pub fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
         created_at: r.get(4)?,
     })
 }
+
+/// Events currently retained.
+pub fn count(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?)
+}

@@ -11,6 +11,7 @@
 //! the writer works. Nothing here runs SQLite on an async worker thread.
 
 pub mod events;
+pub mod instances;
 mod lock;
 mod schema;
 pub mod specs;
@@ -85,8 +86,13 @@ pub enum OpenError {
 pub struct Tx<'a> {
     conn: &'a Connection,
     events: &'a mut Vec<Arc<BusEvent>>,
+    hooks: &'a mut Vec<Hook>,
     now: String,
 }
+
+/// Work to do on the writer thread once the batch has committed (e.g. update an in-memory cache
+/// in commit order).
+pub type Hook = Box<dyn FnOnce() + Send>;
 
 impl Tx<'_> {
     pub fn conn(&self) -> &Connection {
@@ -103,6 +109,12 @@ impl Tx<'_> {
         let event = events::insert(self.conn, topic, &data, source, &self.now)?;
         self.events.push(Arc::new(BusEvent::new(event.clone())));
         Ok(event)
+    }
+
+    /// Runs `hook` after the batch commits, in commit order, before its events are published.
+    /// Dropped if this job or the batch fails.
+    pub fn after_commit(&mut self, hook: impl FnOnce() + Send + 'static) {
+        self.hooks.push(Box::new(hook));
     }
 }
 
@@ -124,7 +136,7 @@ where
 {
     fn run(&mut self, tx: &mut Tx<'_>) {
         let Some(work) = self.work.take() else { return };
-        let mark = tx.events.len();
+        let (mark, hook_mark) = (tx.events.len(), tx.hooks.len());
         let result = tx
             .conn
             .execute_batch("SAVEPOINT job")
@@ -134,6 +146,7 @@ where
             Ok(_) => tx.conn.execute_batch("RELEASE job"),
             Err(_) => {
                 tx.events.truncate(mark);
+                tx.hooks.truncate(hook_mark);
                 tx.conn.execute_batch("ROLLBACK TO job; RELEASE job")
             }
         };
@@ -272,6 +285,12 @@ impl Store {
         .map_err(|_| StoreError::Closed)?
     }
 
+    /// Runs `work` on a read-only connection on the current thread. For startup only.
+    pub fn read_now<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = open_reader(&self.inner.path)?;
+        work(&conn)
+    }
+
     /// Stops the writer after the jobs already queued, and closes every connection. Later writes
     /// answer [`StoreError::Closed`].
     pub async fn close(&self) {
@@ -341,12 +360,14 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>, bus: Bus) {
 
 fn commit_batch(conn: &Connection, mut jobs: Vec<Box<dyn WriteJob>>, bus: &Bus) {
     let mut events = Vec::new();
+    let mut hooks = Vec::new();
     let outcome = match conn.execute_batch("BEGIN IMMEDIATE") {
         Ok(()) => {
             for job in &mut jobs {
                 let mut tx = Tx {
                     conn,
                     events: &mut events,
+                    hooks: &mut hooks,
                     now: now_rfc3339(),
                 };
                 job.run(&mut tx);
@@ -359,6 +380,10 @@ fn commit_batch(conn: &Connection, mut jobs: Vec<Box<dyn WriteJob>>, bus: &Bus) 
         let _ = conn.execute_batch("ROLLBACK");
         tracing::error!(error = %outcome.as_ref().err().map(ToString::to_string).unwrap_or_default(), jobs = jobs.len(), "write batch failed");
         events.clear();
+        hooks.clear();
+    }
+    for hook in hooks {
+        hook();
     }
     for event in events {
         bus.publish(event);

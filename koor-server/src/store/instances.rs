@@ -1,0 +1,87 @@
+//! Agent instances as rows. The in-memory registry (`crate::instances`) is the read path; these
+//! functions persist its changes.
+
+use rusqlite::{Connection, params};
+
+use super::Result;
+
+/// An instance as stored, with its token's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub id: String,
+    pub name: String,
+    pub workspace: String,
+    pub intent: String,
+    pub stack: String,
+    pub capabilities: Vec<String>,
+    pub status: String,
+    pub token_hash: String,
+    pub registered_at: String,
+    pub last_seen: String,
+}
+
+pub fn load_all(conn: &Connection) -> Result<Vec<Row>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, name, workspace, intent, stack, capabilities, status, token_hash, registered_at, last_seen
+         FROM instances ORDER BY registered_at, id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let caps: String = r.get(5)?;
+        Ok(Row {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            workspace: r.get(2)?,
+            intent: r.get(3)?,
+            stack: r.get(4)?,
+            capabilities: serde_json::from_str(&caps).unwrap_or_default(),
+            status: r.get(6)?,
+            token_hash: r.get(7)?,
+            registered_at: r.get(8)?,
+            last_seen: r.get(9)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Inserts or replaces the whole row.
+pub fn upsert(conn: &Connection, row: &Row) -> Result<()> {
+    let caps = serde_json::to_string(&row.capabilities).unwrap_or_else(|_| "[]".into());
+    conn.prepare_cached(
+        "INSERT INTO instances (id, name, workspace, intent, stack, capabilities, status, token_hash, registered_at, last_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, workspace = excluded.workspace,
+           intent = excluded.intent, stack = excluded.stack, capabilities = excluded.capabilities,
+           status = excluded.status, last_seen = excluded.last_seen",
+    )?
+    .execute(params![
+        row.id,
+        row.name,
+        row.workspace,
+        row.intent,
+        row.stack,
+        caps,
+        row.status,
+        row.token_hash,
+        row.registered_at,
+        row.last_seen
+    ])?;
+    Ok(())
+}
+
+/// Records the last contact of many instances at once (heartbeats are batched).
+pub fn touch_many(conn: &Connection, seen: &[(String, String)]) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached("UPDATE instances SET last_seen = ?2 WHERE id = ?1 AND last_seen < ?2")?;
+    for (id, at) in seen {
+        stmt.execute(params![id, at])?;
+    }
+    Ok(())
+}
+
+/// Returns whether a row was deleted.
+pub fn delete(conn: &Connection, id: &str) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM instances WHERE id = ?1")?
+        .execute([id])?
+        > 0)
+}
