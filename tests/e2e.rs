@@ -10,3 +10,9 @@ mod server;
 mod state;
 // The Specs section of API.md.
 mod specs;
+// Publish, history, WebSocket subscribe with resume, system topics, retention.
+mod events;
+// The server's log ring and log stream.
+mod logs;
+// The agent registry: lifecycle, liveness, filters, persistence.
+mod instances;

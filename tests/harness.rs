@@ -103,3 +103,78 @@ pub async fn error(resp: Response, status: u16, needle: &str) -> serde_json::Val
     assert!(msg.contains(needle), "{msg:?} should contain {needle:?}");
     body
 }
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What a subscriber sees next.
+#[derive(Debug)]
+pub enum Seen {
+    Event(serde_json::Value),
+    Closed(u16, String),
+    /// Nothing within the wait.
+    Nothing,
+}
+
+/// Opens a WebSocket on `path`, with extra headers; the HTTP status on refusal.
+pub async fn ws_connect(s: &Server, path: &str, headers: &[(&str, &str)]) -> Result<Ws, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("ws://{}{path}", s.running.addr);
+    let mut req = url.into_client_request().expect("request");
+    if let Some(t) = &s.token {
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {t}").parse().expect("header"),
+        );
+    }
+    for (k, v) in headers {
+        let name: tokio_tungstenite::tungstenite::http::HeaderName =
+            k.parse().expect("header name");
+        req.headers_mut().insert(name, v.parse().expect("header"));
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("websocket connect failed: {e}"),
+    }
+}
+
+/// The next text frame as JSON, or the close frame, waiting at most `wait`.
+pub async fn next(ws: &mut Ws, wait: std::time::Duration) -> Seen {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return Seen::Nothing,
+            Ok(None) => return Seen::Closed(1006, String::new()),
+            Ok(Some(Err(_))) => return Seen::Closed(1006, String::new()),
+            Ok(Some(Ok(m))) => m,
+        };
+        match msg {
+            Message::Text(t) => {
+                return Seen::Event(serde_json::from_str(t.as_str()).expect("JSON frame"));
+            }
+            Message::Close(f) => {
+                return f
+                    .map(|f| Seen::Closed(u16::from(f.code), f.reason.to_string()))
+                    .unwrap_or(Seen::Closed(1005, String::new()));
+            }
+            _ => continue,
+        }
+    }
+}
+
+/// Publishes an event and returns its id.
+pub async fn publish(s: &Server, topic: &str, data: serde_json::Value) -> i64 {
+    let e = json(
+        s.post_json(
+            "/api/events/publish",
+            serde_json::json!({"topic": topic, "data": data, "source": "test"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    e["id"].as_i64().expect("id")
+}

@@ -67,6 +67,10 @@ pub struct Config {
     pub log_dir: Option<PathBuf>,
     pub stale_after: Duration,
     pub event_retention: u64,
+    /// How often history is pruned to `event_retention` (not a flag: tests shorten it).
+    pub prune_every: Duration,
+    /// Events a WebSocket subscriber may fall behind by before it is closed (not a flag).
+    pub subscriber_buffer: usize,
     pub allowed_origins: Vec<String>,
 }
 
@@ -81,6 +85,8 @@ impl Default for Config {
             log_dir: Some(PathBuf::from("./logs")),
             stale_after: Duration::from_secs(300),
             event_retention: 10_000,
+            prune_every: Duration::from_secs(10),
+            subscriber_buffer: crate::bus::DEFAULT_CAPACITY,
             allowed_origins: Vec::new(),
         }
     }
@@ -218,6 +224,8 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         log_dir,
         stale_after,
         event_retention,
+        prune_every: defaults.prune_every,
+        subscriber_buffer: defaults.subscriber_buffer,
         allowed_origins,
     })
 }

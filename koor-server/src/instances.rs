@@ -282,8 +282,11 @@ impl Registry {
         store
             .write(move |tx| {
                 // Re-read inside the writer so concurrent updates apply in order.
-                let mut row = reg.entry(&id)?.row;
-                let before = row.clone();
+                let entry = reg.entry(&id)?;
+                let mut row = entry.row.clone();
+                let mut before = row.clone();
+                // An overdue instance the monitor has not marked yet counts as stale.
+                before.status = reg.effective_status(&entry, Utc::now()).to_owned();
                 change(&mut row);
                 row.last_seen = tx.now().to_owned();
                 rows::upsert(tx.conn(), &row)?;

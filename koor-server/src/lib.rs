@@ -72,7 +72,7 @@ impl App {
 
 /// Locks the data directory and opens the database.
 pub fn open(config: Config, logs: Arc<LogRing>) -> Result<App, OpenError> {
-    let bus = Bus::default();
+    let bus = Bus::new(config.subscriber_buffer);
     let store = Store::open(&config.data_dir, bus.clone())?;
     let instances =
         Registry::load(&store, config.stale_after).map_err(|e| OpenError::Database {
@@ -149,10 +149,30 @@ pub async fn run(
     tracing::info!("database closed; bye");
 }
 
-/// The server's own periodic work until shutdown: the liveness monitor and the heartbeat flush.
+/// Prunes history to the newest `event_retention` events, in small batches so that publishing
+/// never waits long behind it. Returns how many were removed.
+pub async fn prune_events(app: &App) -> Result<usize, store::StoreError> {
+    const BATCH: usize = 2000;
+    let keep = app.config.event_retention;
+    let mut total = 0;
+    loop {
+        let n = app
+            .store
+            .write(move |tx| store::events::prune(tx.conn(), keep, BATCH))
+            .await?;
+        total += n;
+        if n < BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+/// The server's own periodic work until shutdown: the liveness monitor, the heartbeat flush and history pruning.
 async fn background(app: App) {
     let mut liveness = tokio::time::interval(app.instances.check_interval());
     let mut flush = tokio::time::interval(instances::FLUSH_EVERY);
+    let mut prune = tokio::time::interval(app.config.prune_every);
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stopping = app.stopping();
@@ -173,6 +193,13 @@ async fn background(app: App) {
             _ = flush.tick() => {
                 if let Err(e) = app.instances.flush(&app.store).await {
                     tracing::warn!(error = %e, "heartbeat flush failed");
+                }
+            }
+            _ = prune.tick() => {
+                match prune_events(&app).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(pruned = n, keep = app.config.event_retention, "event history pruned"),
+                    Err(e) => tracing::warn!(error = %e, "event pruning failed"),
                 }
             }
         }

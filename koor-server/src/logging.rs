@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use koor_shared::time::now_rfc3339;
@@ -55,6 +56,16 @@ pub struct LogRing {
     records: Mutex<VecDeque<Arc<LogRecord>>>,
     capacity: usize,
     tx: broadcast::Sender<Arc<LogRecord>>,
+    subscribers: Arc<AtomicI64>,
+}
+
+/// Counts an open log subscriber while it lives.
+pub struct LogSubscriberGuard(Arc<AtomicI64>);
+
+impl Drop for LogSubscriberGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl LogRing {
@@ -64,7 +75,17 @@ impl LogRing {
             records: Mutex::new(VecDeque::with_capacity(capacity)),
             capacity,
             tx,
+            subscribers: Arc::new(AtomicI64::new(0)),
         })
+    }
+
+    pub fn subscriber_guard(&self) -> LogSubscriberGuard {
+        self.subscribers.fetch_add(1, Ordering::SeqCst);
+        LogSubscriberGuard(self.subscribers.clone())
+    }
+
+    pub fn subscriber_count(&self) -> i64 {
+        self.subscribers.load(Ordering::SeqCst)
     }
 
     fn push(&self, record: LogRecord) {

@@ -145,6 +145,15 @@ pub async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
                 .map(ToString::to_string)
                 .unwrap_or_else(|| e.to_string())
         ))
+    } else if let Some(name) = err
+        .find::<InvalidHeader>()
+        .map(InvalidHeader::name)
+        .or_else(|| err.find::<MissingHeader>().map(MissingHeader::name))
+        .filter(|n| is_handshake_header(n))
+    {
+        ApiError::BadRequest(format!(
+            "websocket: bad handshake ({name} header): this route needs a WebSocket client (websocat, wscat), not plain HTTP"
+        ))
     } else if let Some(e) = err.find::<InvalidHeader>() {
         ApiError::BadRequest(format!("invalid header: {}", e.name()))
     } else if let Some(e) = err.find::<MissingHeader>() {
@@ -159,4 +168,15 @@ pub async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
         ApiError::Internal(format!("unhandled rejection: {err:?}"))
     };
     Ok(api.into_response())
+}
+
+fn is_handshake_header(name: &str) -> bool {
+    [
+        "connection",
+        "upgrade",
+        "sec-websocket-key",
+        "sec-websocket-version",
+    ]
+    .iter()
+    .any(|h| h.eq_ignore_ascii_case(name))
 }

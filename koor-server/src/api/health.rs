@@ -65,7 +65,7 @@ async fn metrics(app: App) -> Result<Response, ApiError> {
         events_retained,
         stale_instances,
         subscribers: app.bus.subscriber_count(),
-        log_subscribers: 0,
+        log_subscribers: app.logs.subscriber_count(),
         version: env!("CARGO_PKG_VERSION").into(),
     }))
 }

@@ -5,8 +5,10 @@
 
 pub mod body;
 pub mod error;
+pub mod events;
 mod health;
 mod instances;
+mod logs;
 mod specs;
 mod state;
 
@@ -34,6 +36,10 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(specs::routes(app.clone()))
         .unify()
         .or(instances::routes(app.clone()))
+        .unify()
+        .or(events::routes(app.clone()))
+        .unify()
+        .or(logs::routes(app.clone()))
         .unify()
         .boxed();
     auth_guard(app.clone())
@@ -74,12 +80,21 @@ fn auth_guard(app: App) -> impl Filter<Extract = (), Error = Rejection> + Clone 
         .map(|t| -> [u8; 32] { Sha256::digest(t.as_bytes()).into() });
     warp::path::full()
         .and(warp::header::headers_cloned())
-        .and_then(move |path: FullPath, headers: HeaderMap| {
+        .and(query())
+        .and_then(move |path: FullPath, headers: HeaderMap, q: Query| {
             let expected = expected;
             async move {
                 match expected {
                     Some(want) if needs_auth(path.as_str()) => {
-                        if bearer_matches(&headers, &want) {
+                        // Browsers cannot set headers on a WebSocket: those routes also take
+                        // `?token=`.
+                        let query_token = path
+                            .as_str()
+                            .ends_with("/subscribe")
+                            .then(|| q.get("token"))
+                            .flatten()
+                            .is_some_and(|t| token_matches(t, &want));
+                        if query_token || bearer_matches(&headers, &want) {
                             Ok(())
                         } else {
                             Err(warp::reject::custom(ApiError::Unauthorized))
@@ -106,8 +121,57 @@ fn bearer_matches(headers: &HeaderMap, want: &[u8]) -> bool {
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
         return false;
     }
+    token_matches(token, want)
+}
+
+fn token_matches(token: &str, want: &[u8]) -> bool {
     let got = Sha256::digest(token.as_bytes());
     got.as_slice().ct_eq(want).into()
+}
+
+/// Whether an `Origin` is a loopback page (`http://localhost:…`, `http://127.0.0.1:…`,
+/// `http://[::1]:…`) or one configured with `--allowed-origins`.
+pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
+    let origin = origin.trim().trim_end_matches('/');
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host = if let Some(v6) = rest.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        rest.split(':').next().unwrap_or_default()
+    };
+    matches!(
+        host.to_ascii_lowercase().as_str(),
+        "localhost" | "127.0.0.1" | "::1"
+    ) || host.starts_with("127.")
+}
+
+/// Refuses (403) a request whose `Origin` header is a foreign page: DNS-rebinding protection for
+/// `/mcp` and the WebSockets. Requests without `Origin` (CLIs, IDEs) pass.
+pub fn origin_guard(app: App) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("origin")
+        .and_then(move |origin: Option<String>| {
+            let allowed = app.config.allowed_origins.clone();
+            async move {
+                match origin {
+                    Some(o) if !origin_allowed(&o, &allowed) => Err(warp::reject::custom(ApiError::Forbidden(
+                        format!("origin {o} is not allowed (only loopback pages, or those given with --allowed-origins)"),
+                    ))),
+                    _ => Ok(()),
+                }
+            }
+        })
+        .untuple_one()
 }
 
 /// Passes the app into a handler.

@@ -56,3 +56,120 @@ pub fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
 pub fn count(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?)
 }
+
+/// Filters of a history query. Times are already normalized to the stored format.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    pub patterns: Option<koor_shared::topic::PatternSet>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub source: Option<String>,
+}
+
+impl HistoryFilter {
+    fn matches(&self, e: &Event) -> bool {
+        self.patterns.as_ref().is_none_or(|p| p.matches(&e.topic))
+            && self.source.as_deref().is_none_or(|s| s == e.source)
+            && self
+                .from
+                .as_deref()
+                .is_none_or(|f| e.created_at.as_str() >= f)
+            && self
+                .to
+                .as_deref()
+                .is_none_or(|t| e.created_at.as_str() <= t)
+    }
+
+    /// A SQL range that every topic matching the patterns falls in, when the patterns share a
+    /// literal first segment (`api.*` -> topics `api` and `api.…`). `None` = no narrowing.
+    fn topic_range(&self) -> Option<(String, String)> {
+        let set = self.patterns.as_ref()?;
+        let mut first: Option<&str> = None;
+        for p in set.patterns() {
+            let seg = p.as_str().split('.').next().unwrap_or("");
+            if seg.is_empty() || seg.contains(['*', '?', '[', '\\']) {
+                return None;
+            }
+            match first {
+                None => first = Some(seg),
+                Some(f) if f == seg => {}
+                Some(_) => return None,
+            }
+        }
+        // Topics equal to `seg` or starting with `seg.`: `seg` <= topic < `seg/` ('/' follows '.').
+        first.map(|seg| (seg.to_owned(), format!("{seg}/")))
+    }
+}
+
+/// The newest `last` matching events, newest first.
+pub fn recent(conn: &Connection, filter: &HistoryFilter, last: usize) -> Result<Vec<Event>> {
+    scan(conn, filter, last, None)
+}
+
+/// Matching events with id > `since`, oldest first, at most `limit`.
+pub fn after(
+    conn: &Connection,
+    filter: &HistoryFilter,
+    since: i64,
+    limit: usize,
+) -> Result<Vec<Event>> {
+    scan(conn, filter, limit, Some(since))
+}
+
+fn scan(
+    conn: &Connection,
+    filter: &HistoryFilter,
+    limit: usize,
+    since: Option<i64>,
+) -> Result<Vec<Event>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let (lo, hi) = filter
+        .topic_range()
+        .unwrap_or_else(|| (String::new(), "\u{10FFFF}".to_owned()));
+    let sql = match since {
+        Some(_) => {
+            "SELECT id, topic, data, source, created_at FROM events
+             WHERE id > ?1 AND topic >= ?2 AND topic < ?3 ORDER BY id ASC"
+        }
+        None => {
+            "SELECT id, topic, data, source, created_at FROM events
+             WHERE id > ?1 AND topic >= ?2 AND topic < ?3 ORDER BY id DESC"
+        }
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params![since.unwrap_or(0), lo, hi])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let event = row_to_event(row)?;
+        if filter.matches(&event) {
+            out.push(event);
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The oldest retained id, if any event is retained.
+pub fn oldest_id(conn: &Connection) -> Result<Option<i64>> {
+    Ok(conn.query_row("SELECT MIN(id) FROM events", [], |r| r.get(0))?)
+}
+
+/// Deletes the oldest events beyond the newest `keep`, at most `batch` rows. Returns how many.
+pub fn prune(conn: &Connection, keep: u64, batch: usize) -> Result<usize> {
+    let Some(max): Option<i64> = conn.query_row("SELECT MAX(id) FROM events", [], |r| r.get(0))?
+    else {
+        return Ok(0);
+    };
+    let cutoff = max - i64::try_from(keep).unwrap_or(i64::MAX);
+    if cutoff <= 0 {
+        return Ok(0);
+    }
+    let n = conn
+        .prepare_cached("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= ?1 ORDER BY id LIMIT ?2)")?
+        .execute(params![cutoff, batch as i64])?;
+    Ok(n)
+}

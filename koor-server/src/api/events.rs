@@ -1,0 +1,287 @@
+//! `/api/events/publish`, `/api/events/history` and the WebSocket `/api/events/subscribe`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use koor_shared::time::{format_rfc3339, parse_rfc3339};
+use koor_shared::topic::{PatternSet, TopicError, validate_publish_topic};
+use koor_shared::types::PublishRequest;
+use tokio::sync::broadcast::error::RecvError;
+use warp::Filter;
+use warp::Reply;
+use warp::filters::BoxedFilter;
+use warp::filters::ws::{Message, WebSocket, Ws};
+use warp::http::Method;
+use warp::reply::Response;
+
+use super::error::respond;
+use super::{ApiError, Query, body, method_not_allowed, ok, origin_guard, query, with_app};
+use crate::App;
+use crate::store::events::{self, HistoryFilter};
+
+/// Events listed by `history` when `last` is not given.
+const DEFAULT_LAST: usize = 50;
+/// Most events one history request returns.
+const MAX_LAST: usize = 10_000;
+/// Largest publish body.
+const MAX_PUBLISH_BYTES: usize = 1024 * 1024;
+/// Events read per page while replaying `since`.
+const REPLAY_PAGE: usize = 500;
+/// How often the server pings a subscriber.
+pub const PING_EVERY: Duration = Duration::from_secs(30);
+/// A send that takes longer than this means the subscriber has stopped reading.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Close code: the subscriber fell behind its buffer (reason names `last_id`).
+pub const CLOSE_LAGGED: u16 = 4001;
+/// Close code: `since` asks for events retention already removed (reason names `oldest_id`).
+pub const CLOSE_GONE: u16 = 4002;
+/// Close code: server shutting down ("going away").
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+pub fn routes(app: App) -> BoxedFilter<(Response,)> {
+    let publish = warp::path!("api" / "events" / "publish")
+        .and(warp::method())
+        .and(body::limited(MAX_PUBLISH_BYTES))
+        .and(with_app(app.clone()))
+        .then(|method: Method, body: Bytes, app: App| async move {
+            respond(if method == Method::POST {
+                publish(app, body).await
+            } else {
+                Err(method_not_allowed(&method, "/api/events/publish", "POST"))
+            })
+        });
+    let history = warp::path!("api" / "events" / "history")
+        .and(warp::method())
+        .and(query())
+        .and(with_app(app.clone()))
+        .then(|method: Method, q: Query, app: App| async move {
+            respond(if method == Method::GET || method == Method::HEAD {
+                history(app, q).await
+            } else {
+                Err(method_not_allowed(&method, "/api/events/history", "GET"))
+            })
+        });
+    let subscribe = warp::path!("api" / "events" / "subscribe")
+        .and(origin_guard(app.clone()))
+        .and(warp::ws())
+        .and(query())
+        .and(with_app(app))
+        .map(|ws: Ws, q: Query, app: App| {
+            let patterns = PatternSet::new(q.all("pattern").filter(|p| !p.trim().is_empty()));
+            let since = match q.int("since") {
+                Ok(s) => s,
+                Err(e) => return e.into_response(),
+            };
+            ws.max_message_size(64 * 1024)
+                .max_frame_size(64 * 1024)
+                .on_upgrade(move |socket| subscriber(socket, app, patterns, since))
+                .into_response()
+        });
+    publish.or(history).unify().or(subscribe).unify().boxed()
+}
+
+async fn publish(app: App, body: Bytes) -> Result<Response, ApiError> {
+    let req: PublishRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let topic = req.topic.trim().to_owned();
+    validate_publish_topic(&topic).map_err(|e| match e {
+        TopicError::Empty => ApiError::bad_request("topic is required"),
+        other => ApiError::bad_request(other.to_string()),
+    })?;
+    let source = req.source;
+    let data = req.data;
+    let event = app
+        .store
+        .write(move |tx| tx.emit(&topic, data, &source))
+        .await?;
+    tracing::info!(topic = %event.topic, id = event.id, "event published");
+    Ok(ok(&event))
+}
+
+fn time_param(q: &Query, name: &str) -> Result<Option<String>, ApiError> {
+    match q.get(name).map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => parse_rfc3339(v)
+            .map(|t| Some(format_rfc3339(t)))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "invalid {name}: {v:?} is not an RFC 3339 time (e.g. 2026-02-09T14:30:00Z)"
+                ))
+            }),
+    }
+}
+
+async fn history(app: App, q: Query) -> Result<Response, ApiError> {
+    let last = match q.int("last")? {
+        None => None,
+        Some(n) if n >= 1 => Some((n as usize).min(MAX_LAST)),
+        Some(_) => return Err(ApiError::bad_request("invalid last: must be at least 1")),
+    };
+    let since = q.int("since")?;
+    let topics: Vec<&str> = q.all("topic").filter(|t| !t.trim().is_empty()).collect();
+    let filter = HistoryFilter {
+        // No topic means `*`, which leaves out system topics as the original's clients expect.
+        patterns: Some(PatternSet::new(topics)),
+        from: time_param(&q, "from")?,
+        to: time_param(&q, "to")?,
+        source: q.get("source").filter(|s| !s.is_empty()).map(str::to_owned),
+    };
+    let events = match since {
+        // (ext) Resuming: oldest first.
+        Some(since) => {
+            let limit = last.unwrap_or(MAX_LAST);
+            app.store
+                .read(move |c| events::after(c, &filter, since, limit))
+                .await?
+        }
+        // As the original: the most recent `last`, newest first.
+        None => {
+            let limit = last.unwrap_or(DEFAULT_LAST);
+            app.store
+                .read(move |c| events::recent(c, &filter, limit))
+                .await?
+        }
+    };
+    Ok(ok(&events))
+}
+
+/// One WebSocket subscriber: replay after `since`, then live events, in id order, no gap, no
+/// duplicate.
+async fn subscriber(socket: WebSocket, app: App, patterns: PatternSet, since: Option<i64>) {
+    let _guard = app.bus.subscriber_guard();
+    // Subscribe before reading history, so nothing published meanwhile is missed.
+    let mut live = app.bus.subscribe();
+    let (mut tx, mut rx) = socket.split();
+    let pattern_text: Vec<&str> = patterns.patterns().iter().map(|p| p.as_str()).collect();
+    tracing::info!(pattern = %pattern_text.join(","), since = since.unwrap_or(-1), "websocket subscriber connected");
+
+    // `cursor`: every matching event with id <= cursor has been sent.
+    let mut cursor = since.unwrap_or_else(|| app.bus.last_id());
+    if let Some(since) = since {
+        match replay(&app, &patterns, since, &mut tx).await {
+            Ok(Some(last)) => cursor = last,
+            Ok(None) => {}
+            Err(close) => {
+                let _ = send_close(&mut tx, close).await;
+                return;
+            }
+        }
+    }
+
+    let stopping = app.stopping();
+    let mut stopping = std::pin::pin!(stopping);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut heard = tokio::time::Instant::now();
+    let close = loop {
+        tokio::select! {
+            () = &mut stopping => break Some((CLOSE_GOING_AWAY, "server shutting down".to_owned())),
+            msg = rx.next() => match msg {
+                Some(Ok(m)) if m.is_close() => break None,
+                Some(Ok(_)) => heard = tokio::time::Instant::now(),
+                Some(Err(_)) | None => break None,
+            },
+            _ = ping.tick() => {
+                if heard.elapsed() > PING_EVERY * 2 + SEND_TIMEOUT {
+                    tracing::debug!("websocket subscriber unresponsive; dropping");
+                    break None;
+                }
+                if !send(&mut tx, Message::ping(Vec::new())).await {
+                    break None;
+                }
+            }
+            event = live.recv() => match event {
+                Ok(event) => {
+                    if event.event.id <= cursor {
+                        continue;
+                    }
+                    cursor = event.event.id;
+                    if patterns.matches(&event.event.topic) && !send(&mut tx, Message::text(event.json.clone())).await {
+                        break None;
+                    }
+                }
+                Err(RecvError::Lagged(skipped)) => {
+                    tracing::warn!(last_id = cursor, skipped, "websocket subscriber fell behind; closing it");
+                    break Some((CLOSE_LAGGED, format!("lagged: subscriber fell behind; resume with since; last_id={cursor}")));
+                }
+                Err(RecvError::Closed) => break Some((CLOSE_GOING_AWAY, "server shutting down".to_owned())),
+            },
+        }
+    };
+    if let Some(close) = close {
+        let _ = send_close(&mut tx, close).await;
+    }
+    tracing::info!(last_id = cursor, "websocket subscriber disconnected");
+}
+
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+/// Sends one frame; false when the subscriber is gone or stopped reading.
+async fn send(tx: &mut Sink, msg: Message) -> bool {
+    match tokio::time::timeout(SEND_TIMEOUT, tx.send(msg)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "websocket write failed");
+            false
+        }
+        Err(_) => {
+            tracing::debug!("websocket write timed out; dropping subscriber");
+            false
+        }
+    }
+}
+
+async fn send_close(tx: &mut Sink, (code, reason): (u16, String)) -> bool {
+    let sent = send(tx, Message::close_with(code, reason)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), tx.close()).await;
+    sent
+}
+
+/// Sends the stored events after `since`. Returns the last id replayed (`None` when none), or
+/// the close frame to send when the subscriber cannot be served.
+async fn replay(
+    app: &App,
+    patterns: &PatternSet,
+    since: i64,
+    tx: &mut Sink,
+) -> Result<Option<i64>, (u16, String)> {
+    let oldest = app.store.read(events::oldest_id).await.map_err(internal)?;
+    let first_needed = since + 1;
+    if since < app.bus.last_id() && oldest.is_none_or(|o| o > first_needed) {
+        let oldest = oldest.unwrap_or(app.bus.last_id() + 1);
+        return Err((
+            CLOSE_GONE,
+            format!("since={since} is older than retained history; oldest_id={oldest}"),
+        ));
+    }
+    let mut cursor = since;
+    let mut last = None;
+    let filter = HistoryFilter::default();
+    loop {
+        let f = filter.clone();
+        let page = app
+            .store
+            .read(move |c| events::after(c, &f, cursor, REPLAY_PAGE))
+            .await
+            .map_err(internal)?;
+        let done = page.len() < REPLAY_PAGE;
+        for event in page {
+            cursor = event.id;
+            last = Some(event.id);
+            if patterns.matches(&event.topic) {
+                let text = serde_json::to_string(&event).unwrap_or_default();
+                if !send(tx, Message::text(text)).await {
+                    return Err((1011, "write failed".into()));
+                }
+            }
+        }
+        if done {
+            return Ok(last);
+        }
+    }
+}
+
+fn internal(e: crate::store::StoreError) -> (u16, String) {
+    tracing::error!(error = %e, "replay failed");
+    (1011, format!("server error: {e}"))
+}
