@@ -384,6 +384,34 @@ impl Client {
         self.json(self.request(Method::DELETE, &path)).await
     }
 
+    /// [`Client::spec_set`] with write preconditions (ext).
+    pub async fn spec_set_if(
+        &self,
+        project: &str,
+        name: &str,
+        data: Vec<u8>,
+        cond: &WriteCondition,
+    ) -> Result<SpecWrite, ClientError> {
+        let path = format!("/api/specs/{}/{}", encode_key(project), encode_key(name));
+        let rb = self
+            .request(Method::PUT, &path)
+            .header("content-type", "application/json")
+            .body(data);
+        self.json(with_condition(rb, cond)).await
+    }
+
+    /// [`Client::spec_delete`] with write preconditions (ext).
+    pub async fn spec_delete_if(
+        &self,
+        project: &str,
+        name: &str,
+        cond: &WriteCondition,
+    ) -> Result<Deleted, ClientError> {
+        let path = format!("/api/specs/{}/{}", encode_key(project), encode_key(name));
+        let rb = self.request(Method::DELETE, &path);
+        self.json(with_condition(rb, cond)).await
+    }
+
     // ----- events -----
 
     pub async fn publish(&self, req: &PublishRequest) -> Result<Event, ClientError> {

@@ -157,6 +157,17 @@ pub fn resolve(inputs: &Inputs) -> Result<ClientConfig, ConfigError> {
     })
 }
 
+/// A token made safe to show: `****` plus, for tokens of 16 characters or more, their last 4.
+pub fn mask_token(token: &str) -> String {
+    let chars: Vec<char> = token.chars().collect();
+    if chars.len() >= 16 {
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("****{tail}")
+    } else {
+        "****".to_owned()
+    }
+}
+
 /// Adds `http://` when the scheme is missing and drops trailing slashes.
 pub fn normalize_server(raw: &str) -> String {
     let raw = raw.trim().trim_end_matches('/');
@@ -275,6 +286,13 @@ mod tests {
         let cfg = resolve(&inp).expect("resolves");
         assert_eq!(cfg.server, "http://flag:4");
         assert_eq!(cfg.server_source, Source::Flag);
+    }
+
+    #[test]
+    fn masked_tokens_never_show_short_tokens() {
+        assert_eq!(mask_token("secret"), "****");
+        assert_eq!(mask_token("0123456789abcdefWXYZ"), "****WXYZ");
+        assert!(!mask_token("0123456789abcdef").contains("0123"));
     }
 
     #[test]

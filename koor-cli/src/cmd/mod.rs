@@ -1,0 +1,119 @@
+//! The commands, one module per group.
+
+mod completions;
+mod config;
+mod events;
+mod instances;
+mod logs;
+mod mcp;
+mod specs;
+mod state;
+mod status;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use crate::Ctx;
+use crate::exit;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that the server is up: prints its health.
+    #[command(
+        after_help = "Example:\n  koor-cli status\n  # {\"status\":\"ok\",\"uptime\":\"3h24m10s\"}"
+    )]
+    Status,
+
+    /// Show the server's counters (keys, instances, last event id, subscribers).
+    #[command(after_help = "Example:\n  koor-cli metrics --pretty")]
+    Metrics,
+
+    /// Shared key/value state with versions, history, diff and rollback.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  koor-cli state set api-contract --data '{\"endpoint\":\"/users\"}'\n  koor-cli state get api-contract"
+    )]
+    State(state::StateCmd),
+
+    /// Per-project specs, named PROJECT/NAME.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  koor-cli specs set shop/orders --file orders.json\n  koor-cli specs list shop"
+    )]
+    Specs(specs::SpecsCmd),
+
+    /// The event bus: publish, history, and a live subscription.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  koor-cli events publish api.change.contract --data '{\"breaking\":true}'\n  koor-cli events subscribe 'api.*'"
+    )]
+    Events(events::EventsCmd),
+
+    /// Register this agent instance; prints the instance with its token.
+    #[command(
+        after_help = "Example:\n  koor-cli register claude-frontend --workspace /projects/web --intent 'dark mode' --capability code-edit"
+    )]
+    Register(instances::RegisterArgs),
+
+    /// Registered agent instances: list, inspect, heartbeat, activate, deregister.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  koor-cli instances list --status stale --pretty\n  koor-cli instances deregister 550e8400-e29b-41d4-a716-446655440000"
+    )]
+    Instances(instances::InstancesCmd),
+
+    /// The server's own log records (recent, or followed live).
+    #[command(
+        after_help = "Example:\n  koor-cli logs --last 20 --level warn\n  koor-cli logs --follow"
+    )]
+    Logs(logs::LogsArgs),
+
+    /// Which server and token the CLI uses, and where they are set.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  koor-cli config set server http://localhost:9801\n  koor-cli config get"
+    )]
+    Config(config::ConfigCmd),
+
+    /// Print the MCP config snippet for an IDE (claude, cursor or vscode).
+    #[command(
+        name = "mcp-config",
+        after_help = "Example:\n  koor-cli mcp-config claude --pretty > .mcp.json\n  koor-cli mcp-config cursor --pretty > .cursor/mcp.json"
+    )]
+    McpConfig(mcp::McpArgs),
+
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  koor-cli completions bash > ~/.local/share/bash-completion/completions/koor-cli\n  koor-cli completions zsh > ~/.zfunc/_koor-cli"
+    )]
+    Completions(completions::CompletionsArgs),
+}
+
+impl Command {
+    pub async fn run(self, ctx: &Ctx) -> Result<ExitCode> {
+        let result = match self {
+            Command::Status => status::status(ctx).await,
+            Command::Metrics => status::metrics(ctx).await,
+            Command::State(cmd) => cmd.run(ctx).await,
+            Command::Specs(cmd) => cmd.run(ctx).await,
+            Command::Events(cmd) => cmd.run(ctx).await,
+            Command::Register(args) => args.run(ctx).await,
+            Command::Instances(cmd) => cmd.run(ctx).await,
+            Command::Logs(args) => args.run(ctx).await,
+            Command::Config(cmd) => cmd.run(ctx),
+            Command::McpConfig(args) => args.run(ctx),
+            Command::Completions(args) => args.run(ctx),
+        };
+        result.map_err(|err| {
+            let source = ctx.config().ok().map(|c| c.server_source.to_string());
+            exit::locate(err, source)
+        })
+    }
+}
+
+/// The usual end of a command: the answer printed, exit 0.
+fn done() -> Result<ExitCode> {
+    Ok(ExitCode::SUCCESS)
+}
