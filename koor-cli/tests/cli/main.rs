@@ -1,0 +1,14 @@
+//! The real `koor-cli` binary against a real server (in-process, loopback, temp data dir).
+//!
+//! Each test starts its own server and runs the binary with a clean environment: a temp working
+//! directory (for `./settings.json`), a temp `HOME`, no inherited `KOOR_*` variables, and no TTY.
+
+mod harness;
+
+mod config;
+mod errors;
+mod events;
+mod instances;
+mod misc;
+mod specs;
+mod state;

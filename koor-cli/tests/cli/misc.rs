@@ -1,0 +1,71 @@
+//! `status`, `metrics`, `logs`, `mcp-config`, `completions`.
+
+use serde_json::json;
+
+use crate::harness::{Cli, Server};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_metrics() {
+    let server = Server::start().await;
+    let cli = server.cli();
+    let health = cli.run(&["status"]).await.json();
+    assert_eq!(health["status"], "ok");
+    assert!(health["uptime"].is_string());
+
+    cli.run(&["state", "set", "a", "--data", "1"])
+        .await
+        .assert_ok();
+    let metrics = cli.run(&["metrics"]).await.json();
+    assert_eq!(metrics["state_keys"], 1);
+    assert!(metrics["last_event_id"].is_i64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_recent() {
+    let server = Server::start().await;
+    let logs = server
+        .cli()
+        .run(&["logs", "--last", "5", "--level", "warn"])
+        .await
+        .json();
+    assert!(logs.is_array(), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_config_for_each_ide_with_and_without_token() {
+    let cli = Cli::new().env("KOOR_SERVER", "http://localhost:9801");
+    assert_eq!(
+        cli.run(&["mcp-config"]).await.json(),
+        json!({"mcpServers":{"koor":{"type":"http","url":"http://localhost:9801/mcp"}}})
+    );
+    assert_eq!(
+        cli.run(&["mcp-config", "cursor"]).await.json(),
+        json!({"mcpServers":{"koor":{"url":"http://localhost:9801/mcp"}}})
+    );
+    assert_eq!(
+        cli.run(&["mcp-config", "vscode"]).await.json(),
+        json!({"servers":{"koor":{"type":"http","url":"http://localhost:9801/mcp"}}})
+    );
+    let with_token = Cli::new()
+        .env("KOOR_SERVER", "http://localhost:9801")
+        .env("KOOR_TOKEN", "T");
+    assert_eq!(
+        with_token.run(&["mcp-config", "claude"]).await.json(),
+        json!({"mcpServers":{"koor":{"type":"http","url":"http://localhost:9801/mcp","headers":{"Authorization":"Bearer T"}}}})
+    );
+    let out = cli.run(&["mcp-config", "emacs"]).await;
+    assert_eq!(out.code, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_for_shells() {
+    let cli = Cli::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = cli.run(&["completions", shell]).await;
+        out.assert_ok();
+        let text = out.text();
+        assert!(text.contains("koor-cli"), "{shell}");
+        assert!(text.contains("subscribe"), "{shell}: knows subcommands");
+    }
+    assert_eq!(cli.run(&["completions", "tcsh"]).await.code, 2);
+}
