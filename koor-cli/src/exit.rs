@@ -102,9 +102,11 @@ pub fn classify(err: &anyhow::Error) -> (u8, String) {
 fn client_message(err: &ClientError, server_source: Option<&str>) -> (u8, String) {
     match err {
         ClientError::Connect { server, reason } => {
-            let from = server_source
-                .map(|s| format!(" (set by {s})"))
-                .unwrap_or_default();
+            let from = match server_source {
+                Some("default") => " (the default)".to_owned(),
+                Some(s) => format!(" (set by {s})"),
+                None => String::new(),
+            };
             (
                 CONNECT,
                 format!(

@@ -62,14 +62,14 @@ async fn register_list_get_heartbeat_activate_capabilities_deregister() {
             .run(&["instances", "list", "--stack", "rust"])
             .await
             .json()),
-        [back_id.clone()]
+        vec![back_id.clone()]
     );
     assert_eq!(
         ids(&cli
             .run(&["instances", "list", "--capability", "review"])
             .await
             .json()),
-        [front_id.clone()]
+        vec![front_id.clone()]
     );
     assert_eq!(
         ids(&cli
@@ -83,7 +83,7 @@ async fn register_list_get_heartbeat_activate_capabilities_deregister() {
             ])
             .await
             .json()),
-        [front_id.clone()]
+        vec![front_id.clone()]
     );
 
     let got = cli.run(&["instances", "get", &front_id]).await.json();
@@ -152,7 +152,7 @@ async fn stale_instances_are_listed_and_pruned() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(ids(&stale), [id.clone()]);
+    assert_eq!(ids(&stale), vec![id.clone()]);
     assert_eq!(stale[0]["status"], "stale");
 
     let pruned = cli.run(&["instances", "prune"]).await.json();
