@@ -1,0 +1,150 @@
+//! The one message type that drives the model ([`Msg`]), what the network tasks report ([`Net`]),
+//! and the side effects the update function asks the runtime for ([`Command`]).
+
+use crossterm::event::KeyEvent;
+use koor_shared::types::{
+    Event, Instance, LogRecord, Metrics, SpecList, StateHistory, StateSummary,
+};
+
+/// Everything that can change the model.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    /// A key press.
+    Key(KeyEvent),
+    /// The terminal's new size (columns, rows).
+    Resize(u16, u16),
+    /// The 1 s clock, with the wall-clock time in milliseconds since the epoch.
+    Tick(i64),
+    /// A report from a network task.
+    Net(Net),
+    /// SIGTERM / SIGINT from outside.
+    Quit,
+}
+
+/// The event connection's state, as the header shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conn {
+    /// First attempt under way.
+    Connecting,
+    /// Snapshot loaded, live stream open.
+    Connected,
+    /// Waiting to try again: at `retry_at_ms`, for the `attempt`th time, after `reason`.
+    Reconnecting {
+        retry_at_ms: i64,
+        attempt: u32,
+        reason: String,
+    },
+    /// The server refused our token (401); retried slowly, since a restarted server may accept it.
+    AuthError { message: String, retry_at_ms: i64 },
+}
+
+/// The snapshot taken on every (re)connect, before the live stream opens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub metrics: Metrics,
+    pub state: Vec<StateSummary>,
+    pub instances: Vec<Instance>,
+    /// Recent history (only on the first connect; later the stream resumes with `since`).
+    pub recent: Vec<Event>,
+    /// `since` the stream resumes from.
+    pub since: i64,
+}
+
+/// A state key's or spec's details, loaded on Enter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detail {
+    /// `key` or `project/name`.
+    pub title: String,
+    pub version: Option<i64>,
+    pub content_type: String,
+    pub size: usize,
+    /// The value for reading (pretty JSON when it is JSON).
+    pub body: String,
+    /// The version history, newest first (state keys only).
+    pub history: Option<StateHistory>,
+}
+
+/// What the network tasks send in.
+#[derive(Debug, Clone)]
+pub enum Net {
+    Conn(Conn),
+    Snapshot(Box<Snapshot>),
+    /// Events from the live stream, in id order.
+    Events(Vec<Event>),
+    /// The stream resumed after a gap it could not fill (retention removed events
+    /// `from..=to` before we got back).
+    Gap {
+        from: i64,
+        to: i64,
+    },
+    /// A fresh listing of instances.
+    Instances(Vec<Instance>),
+    /// One instance, fetched after a `koor.instance.*` event.
+    Instance(Box<Instance>),
+    /// The specs of one project.
+    Specs(SpecList),
+    /// Log stream: a snapshot at the chosen level (replaces what is shown) ...
+    LogSnapshot(Vec<LogRecord>),
+    /// ... then live records.
+    Logs(Vec<LogRecord>),
+    /// The log stream is unavailable (with the reason).
+    LogsDown(String),
+    /// Details for the detail pane, or the error loading them.
+    Detail(Result<Box<Detail>, String>),
+    /// Outcome of a deregistration: per instance `(name, id, error)`.
+    Deregistered(Vec<(String, String, Option<String>)>),
+}
+
+/// A log level the log view can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+
+    /// The next level in the cycle debug → info → warn → error → debug.
+    pub fn next(self) -> Level {
+        match self {
+            Level::Debug => Level::Info,
+            Level::Info => Level::Warn,
+            Level::Warn => Level::Error,
+            Level::Error => Level::Debug,
+        }
+    }
+}
+
+/// A side effect the update function asks for; the runtime runs it and reports back with [`Net`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Quit,
+    /// `DELETE /api/instances/{id}` for each `(id, name)`.
+    Deregister(Vec<(String, String)>),
+    /// Value and history of a state key.
+    LoadState(String),
+    /// Value of a spec.
+    LoadSpec {
+        project: String,
+        name: String,
+    },
+    /// `GET /api/instances/{id}` (after a registered/updated event, whose data is small).
+    FetchInstance(String),
+    /// `GET /api/instances` (heartbeats of active agents are batched and publish nothing, so their
+    /// last-seen time is refreshed this way, every few seconds, while connected).
+    RefreshInstances,
+    /// `GET /api/specs/{project}`.
+    FetchSpecs(String),
+    /// Restart the log stream at this level.
+    SetLogLevel(Level),
+}

@@ -1,0 +1,330 @@
+//! The view: `render(&App, &mut Frame)` draws the header, the tab bar, the current view (two side
+//! by side on a wide terminal), the status line, the footer, and the help overlay or the
+//! confirmation dialog on top. It only reads the model.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+
+use crate::app::{App, MIN_HEIGHT, MIN_WIDTH};
+use crate::component::Confirm;
+use crate::format;
+use crate::msg::Conn;
+use crate::theme::Theme;
+use crate::views::{KeyHelp, ViewId};
+
+/// From this width on, a second view shows beside the current one.
+pub const SIDE_BY_SIDE_WIDTH: u16 = 160;
+
+/// Keys every view has.
+const GLOBAL_KEYS: [KeyHelp; 6] = [
+    ("Tab/S-Tab", "next/previous view"),
+    ("1-4", "Events, State, Instances, Logs"),
+    ("j/k ↑/↓", "move (PgUp/PgDn, g/G)"),
+    ("Esc", "back / clear filter"),
+    ("?", "this help"),
+    ("q, Ctrl-C", "quit"),
+];
+
+pub fn render(app: &App, f: &mut Frame, theme: &Theme) {
+    let area = f.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(f, area, theme);
+        return;
+    }
+    let [header, tabs, body, status, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(app, f, header, theme);
+    draw_tabs(app, f, tabs, theme);
+    if area.width >= SIDE_BY_SIDE_WIDTH {
+        let [main, side] =
+            Layout::horizontal([Constraint::Fill(3), Constraint::Fill(2)]).areas(body);
+        let other = if app.view == ViewId::Instances {
+            ViewId::Events
+        } else {
+            ViewId::Instances
+        };
+        draw_view(app, app.view, f, main, theme, true);
+        draw_view(app, other, f, side, theme, false);
+    } else {
+        draw_view(app, app.view, f, body, theme, true);
+    }
+    draw_status(app, f, status, theme);
+    draw_footer(app, f, footer, theme);
+    if app.help {
+        draw_help(app, f, area, theme);
+    }
+    if let Some(dialog) = &app.confirm {
+        draw_confirm(dialog, f, area, theme);
+    }
+}
+
+fn draw_view(app: &App, view: ViewId, f: &mut Frame, area: Rect, theme: &Theme, focused: bool) {
+    match view {
+        ViewId::Events => app.events.render(f, area, theme, focused),
+        ViewId::State => app.state.render(f, area, theme, focused, app.now_ms),
+        ViewId::Instances => app.instances.render(f, area, theme, focused, app.now_ms),
+        ViewId::Logs => app.logs.render(f, area, theme, focused),
+    }
+}
+
+fn too_small(f: &mut Frame, area: Rect, theme: &Theme) {
+    let lines = vec![
+        Line::from(Span::styled(
+            format!("terminal too small (need {MIN_WIDTH}x{MIN_HEIGHT})"),
+            theme.bad(),
+        )),
+        Line::from(format!("now {}x{}", area.width, area.height)),
+    ];
+    let h = (lines.len() as u16).min(area.height);
+    let y = area.y + area.height.saturating_sub(h) / 2;
+    let rect = Rect {
+        y,
+        height: h,
+        ..area
+    };
+    f.render_widget(
+        Paragraph::new(lines).centered().wrap(Wrap { trim: true }),
+        rect,
+    );
+}
+
+/// The connection state as a symbol and words, and its style.
+fn conn_text(app: &App, theme: &Theme) -> Span<'static> {
+    let secs = |at: i64| ((at - app.now_ms).max(0) + 999) / 1000;
+    match &app.conn {
+        Conn::Connecting => Span::styled("○ connecting…", theme.warn()),
+        Conn::Connected => Span::styled("● connected", theme.good()),
+        Conn::Reconnecting {
+            retry_at_ms,
+            attempt,
+            ..
+        } => Span::styled(
+            format!(
+                "↻ reconnecting in {}s, attempt {attempt}",
+                secs(*retry_at_ms)
+            ),
+            theme.warn(),
+        ),
+        Conn::AuthError { .. } => Span::styled("✗ auth error", theme.bad()),
+    }
+}
+
+fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
+    let mut left = vec![
+        Span::styled(" koor ", theme.tab_active()),
+        Span::raw(" "),
+        Span::raw(app.server.clone()),
+        Span::raw("  "),
+        conn_text(app, theme),
+    ];
+    if app.readonly {
+        left.push(Span::styled("  read-only", theme.dim()));
+    }
+    let left_width: usize = left.iter().map(|s| s.content.chars().count()).sum();
+    let stale = app.stale_count();
+    let events = format::count(app.events.total);
+    let keys = app.state.keys.len();
+    let instances = app.instances.list.len();
+    let long = format!("events {events} · keys {keys} · instances {instances} · stale {stale} ");
+    let short = format!("ev {events} keys {keys} inst {instances} stale {stale} ");
+    let room = (area.width as usize).saturating_sub(left_width + 2);
+    let right = if long.chars().count() <= room {
+        Some(long)
+    } else if short.chars().count() <= room {
+        Some(short)
+    } else {
+        None
+    };
+    f.render_widget(Paragraph::new(Line::from(left)), area);
+    if let Some(right) = right {
+        let style = if stale > 0 { theme.warn() } else { theme.dim() };
+        f.render_widget(
+            Paragraph::new(Line::from(Span::styled(right, style)).right_aligned()),
+            area,
+        );
+    }
+}
+
+fn draw_tabs(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
+    let mut spans = vec![Span::raw(" ")];
+    for (i, v) in ViewId::ALL.iter().enumerate() {
+        let label = format!(" {} {} ", i + 1, v.name());
+        spans.push(if *v == app.view {
+            Span::styled(label, theme.tab_active())
+        } else {
+            Span::raw(label)
+        });
+        spans.push(Span::raw(" "));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_status(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
+    let line = if let Some(s) = &app.status {
+        let style = if s.error { theme.bad() } else { theme.good() };
+        Line::from(Span::styled(format!(" {}", s.text), style))
+    } else {
+        match &app.conn {
+            Conn::Reconnecting { reason, .. } => {
+                Line::from(Span::styled(format!(" {reason}"), theme.warn()))
+            }
+            Conn::AuthError {
+                message,
+                retry_at_ms,
+            } => Line::from(Span::styled(
+                format!(
+                    " {message}: set KOOR_TOKEN or --token (retrying in {}s)",
+                    ((retry_at_ms - app.now_ms).max(0) + 999) / 1000
+                ),
+                theme.bad(),
+            )),
+            _ => Line::default(),
+        }
+    };
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn view_keys(app: &App) -> Vec<KeyHelp> {
+    match app.view {
+        ViewId::Events => app.events.keys(),
+        ViewId::State => app.state.keys(),
+        ViewId::Instances => app.instances.keys(app.readonly),
+        ViewId::Logs => app.logs.keys(),
+    }
+}
+
+fn draw_footer(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
+    let mut keys: Vec<KeyHelp> = if app.confirm.is_some() {
+        vec![
+            ("y", "yes"),
+            ("n/Esc", "no"),
+            ("←/→", "choose"),
+            ("⏎", "answer"),
+        ]
+    } else if app.help {
+        vec![("?/Esc", "close help")]
+    } else if filter_editing(app) {
+        vec![("⏎", "keep filter"), ("Esc", "cancel"), ("Ctrl-U", "clear")]
+    } else {
+        view_keys(app)
+    };
+    let always: Vec<KeyHelp> = if app.confirm.is_none() && !app.help && !filter_editing(app) {
+        vec![("Tab", "view"), ("?", "help"), ("q", "quit")]
+    } else {
+        Vec::new()
+    };
+    // the view's keys as far as they fit, then the global ones
+    let width = |(k, what): &KeyHelp| k.chars().count() + what.chars().count() + 3;
+    let mut room =
+        (area.width as usize).saturating_sub(1 + always.iter().map(width).sum::<usize>());
+    keys.retain(|k| {
+        let w = width(k);
+        let fits = w <= room;
+        if fits {
+            room -= w;
+        }
+        fits
+    });
+    keys.extend(always);
+    let mut spans = vec![Span::raw(" ")];
+    for (k, what) in keys {
+        spans.push(Span::styled(k, theme.key()));
+        spans.push(Span::raw(format!(" {what}  ")));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn filter_editing(app: &App) -> bool {
+    match app.view {
+        ViewId::Events => app.events.filter.editing,
+        ViewId::State => app.state.filter.editing,
+        ViewId::Instances => app.instances.filter.editing,
+        ViewId::Logs => app.logs.filter.editing,
+    }
+}
+
+fn draw_help(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
+    let mut lines = vec![Line::from(Span::styled("Everywhere", theme.title()))];
+    let key_line = |(k, what): KeyHelp| {
+        Line::from(vec![
+            Span::styled(format!("  {k:<11}"), theme.key()),
+            Span::raw(what),
+        ])
+    };
+    lines.extend(GLOBAL_KEYS.into_iter().map(key_line));
+    lines.push(Line::default());
+    lines.push(Line::from(Span::styled(
+        format!("{} view", app.view.name()),
+        theme.title(),
+    )));
+    lines.extend(view_keys(app).into_iter().map(key_line));
+    if app.view == ViewId::Events {
+        lines.push(Line::from(Span::styled(
+            "  filter: a topic pattern (api.*, koor.**) or text",
+            theme.dim(),
+        )));
+    }
+    if app.readonly {
+        lines.push(Line::from(Span::styled(
+            "  read-only: destructive keys are off",
+            theme.dim(),
+        )));
+    }
+    let width = 60.min(area.width.saturating_sub(2));
+    let height = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
+    let rect = area.centered(Constraint::Length(width), Constraint::Length(height));
+    f.render_widget(Clear, rect);
+    f.render_widget(
+        Paragraph::new(lines).block(
+            Block::bordered()
+                .title(" Help · ? or Esc closes ")
+                .title_style(theme.title()),
+        ),
+        rect,
+    );
+}
+
+fn draw_confirm(dialog: &Confirm, f: &mut Frame, area: Rect, theme: &Theme) {
+    let width = 64.min(area.width.saturating_sub(2));
+    let height = 7.min(area.height.saturating_sub(2));
+    let rect = area.centered(Constraint::Length(width), Constraint::Length(height));
+    f.render_widget(Clear, rect);
+    let block = Block::bordered()
+        .title(format!(" {} ", dialog.title))
+        .title_style(theme.bad())
+        .padding(ratatui::widgets::Padding::horizontal(1));
+    let inner = block.inner(rect);
+    f.render_widget(block, rect);
+    let [msg, buttons] =
+        Layout::vertical([Constraint::Fill(1), Constraint::Length(1)]).areas(inner);
+    f.render_widget(
+        Paragraph::new(dialog.message.clone()).wrap(Wrap { trim: true }),
+        msg,
+    );
+    let button = |label: &str, focused: bool| {
+        if focused {
+            Span::styled(format!("> {label} <"), theme.selected())
+        } else {
+            Span::raw(format!("  {label}  "))
+        }
+    };
+    let line = Line::from(vec![
+        button("No", !dialog.yes_focused),
+        Span::raw("   "),
+        button("Yes", dialog.yes_focused),
+        Span::styled("   y yes · n no", theme.dim()),
+    ])
+    .centered();
+    f.render_widget(Paragraph::new(line), buttons);
+}
+
+#[cfg(test)]
+mod tests;
