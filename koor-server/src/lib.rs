@@ -236,6 +236,26 @@ pub async fn spawn(config: Config) -> Result<Running, OpenError> {
     spawn_with_logs(config, LogRing::new(logging::RING_CAPACITY)).await
 }
 
+/// Like [`spawn`], on a listener the caller bound (tests restart a server on the same port with
+/// it, as an IDE that keeps its configured URL sees a restart).
+pub async fn spawn_on(config: Config, listener: TcpListener) -> Result<Running, OpenError> {
+    let app = open(config, LogRing::new(logging::RING_CAPACITY))?;
+    let addr = listener.local_addr().map_err(|e| OpenError::Database {
+        path: app.store.path().to_owned(),
+        reason: e.to_string(),
+    })?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(run(app.clone(), listener, None, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Running {
+        addr,
+        app,
+        stop: Some(stop),
+        task,
+    })
+}
+
 /// Like [`spawn`], with the log ring the process's tracing layer feeds.
 pub async fn spawn_with_logs(config: Config, logs: Arc<LogRing>) -> Result<Running, OpenError> {
     let app = open(config, logs)?;

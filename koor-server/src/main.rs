@@ -51,6 +51,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Some(addr) => Some(bind(addr, "--dashboard-bind").await?),
         None => None,
     };
+    let shutdown = shutdown_signal();
     let local = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(
         api = %format!("http://{}", local(&api)),
@@ -61,7 +62,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         log_level = %config.log_level,
         "koor-server started"
     );
-    koor_server::run(app, api, dashboard, shutdown_signal()).await;
+    koor_server::run(app, api, dashboard, shutdown).await;
     Ok(())
 }
 
@@ -77,24 +78,33 @@ async fn bind(addr: &str, flag: &str) -> anyhow::Result<TcpListener> {
     })
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called (before the
+/// startup line is logged), not when the future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            tokio::select! {
+                () = wait(term) => {}
+                () = wait(int) => {}
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -72,49 +72,39 @@ fn needs_auth(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/") || path == "/mcp" || path.starts_with("/mcp/")
 }
 
-fn auth_guard(app: App) -> impl Filter<Extract = (), Error = Rejection> + Clone {
-    let expected = app
-        .config
-        .auth_token
-        .as_ref()
-        .map(|t| -> [u8; 32] { Sha256::digest(t.as_bytes()).into() });
+fn auth_guard(app: App) -> BoxedFilter<()> {
+    let Some(token) = app.config.auth_token.as_ref() else {
+        return warp::any().boxed();
+    };
+    let want: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     warp::path::full()
-        .and(warp::header::headers_cloned())
+        .and(warp::header::optional::<String>("authorization"))
         .and(query())
-        .and_then(move |path: FullPath, headers: HeaderMap, q: Query| {
-            let expected = expected;
-            async move {
-                match expected {
-                    Some(want) if needs_auth(path.as_str()) => {
-                        // Browsers cannot set headers on a WebSocket: those routes also take
-                        // `?token=`.
-                        let query_token = path
-                            .as_str()
-                            .ends_with("/subscribe")
-                            .then(|| q.get("token"))
-                            .flatten()
-                            .is_some_and(|t| token_matches(t, &want));
-                        if query_token || bearer_matches(&headers, &want) {
-                            Ok(())
-                        } else {
-                            Err(warp::reject::custom(ApiError::Unauthorized))
-                        }
-                    }
-                    _ => Ok(()),
+        .and_then(
+            move |path: FullPath, header: Option<String>, q: Query| async move {
+                if !needs_auth(path.as_str()) {
+                    return Ok(());
                 }
-            }
-        })
+                // Browsers cannot set headers on a WebSocket: those routes also take `?token=`.
+                let query_token = path
+                    .as_str()
+                    .ends_with("/subscribe")
+                    .then(|| q.get("token"))
+                    .flatten()
+                    .is_some_and(|t| token_matches(t, &want));
+                if query_token || header.as_deref().is_some_and(|h| bearer_matches(h, &want)) {
+                    Ok(())
+                } else {
+                    Err(warp::reject::custom(ApiError::Unauthorized))
+                }
+            },
+        )
         .untuple_one()
+        .boxed()
 }
 
-/// Compares the request's bearer token with the expected one's digest in constant time.
-fn bearer_matches(headers: &HeaderMap, want: &[u8]) -> bool {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
+/// Compares an `Authorization` header's bearer token with the expected digest in constant time.
+fn bearer_matches(value: &str, want: &[u8]) -> bool {
     let mut parts = value.trim().splitn(2, ' ');
     let scheme = parts.next().unwrap_or_default();
     let token = parts.next().unwrap_or_default().trim();
@@ -256,7 +246,12 @@ pub fn ok<T: Serialize>(body: &T) -> Response {
 }
 
 /// A stored value as its raw bytes with `Content-Type`, `ETag` and `X-Koor-Version`.
-pub fn raw_value(bytes: Vec<u8>, content_type: &str, hash: &ContentHash, version: i64) -> Response {
+pub fn raw_value(
+    bytes: bytes::Bytes,
+    content_type: &str,
+    hash: &ContentHash,
+    version: i64,
+) -> Response {
     let mut resp = warp::http::Response::new(bytes.into());
     let headers = resp.headers_mut();
     headers.insert(

@@ -67,7 +67,7 @@ async fn route(
                 return Ok(not_modified(&spec.hash, spec.version));
             }
             Ok(raw_value(
-                spec.data,
+                spec.data.into(),
                 "application/json",
                 &spec.hash,
                 spec.version,

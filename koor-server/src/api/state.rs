@@ -110,13 +110,22 @@ async fn get(app: App, key: String, q: Query, headers: HeaderMap) -> Result<Resp
             "invalid version: versions start at 1",
         ));
     }
+    if version.is_none() {
+        let current = app.store.current_state(&key).await?;
+        if client_has(&headers, &current.hash) {
+            return Ok(not_modified(&current.hash, current.version));
+        }
+        return Ok(raw_value(
+            current.value.clone(),
+            &current.content_type,
+            &current.hash,
+            current.version,
+        ));
+    }
     let k = key.clone();
     let stored = app.store.read(move |c| state::get(c, &k, version)).await?;
-    if version.is_none() && client_has(&headers, &stored.hash) {
-        return Ok(not_modified(&stored.hash, stored.version));
-    }
     Ok(raw_value(
-        stored.value,
+        stored.value.into(),
         &stored.content_type,
         &stored.hash,
         stored.version,

@@ -10,6 +10,7 @@
 //! Reads run on the blocking thread pool with read-only connections, which WAL lets proceed while
 //! the writer works. Nothing here runs SQLite on an async worker thread.
 
+pub mod cache;
 pub mod events;
 pub mod instances;
 mod lock;
@@ -30,6 +31,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::bus::{Bus, BusEvent};
+pub use cache::{Current, StateCache};
 pub use lock::DirLock;
 
 /// Most jobs committed in one transaction.
@@ -85,6 +87,7 @@ pub enum OpenError {
 /// the events the job emits (published after commit).
 pub struct Tx<'a> {
     conn: &'a Connection,
+    cache: &'a Arc<StateCache>,
     events: &'a mut Vec<Arc<BusEvent>>,
     hooks: &'a mut Vec<Hook>,
     now: String,
@@ -97,6 +100,11 @@ pub type Hook = Box<dyn FnOnce() + Send>;
 impl Tx<'_> {
     pub fn conn(&self) -> &Connection {
         self.conn
+    }
+
+    /// The state cache, for post-commit updates.
+    pub fn cache(&self) -> Arc<StateCache> {
+        self.cache.clone()
     }
 
     /// The job's timestamp: every row it writes shares it.
@@ -137,17 +145,16 @@ where
     fn run(&mut self, tx: &mut Tx<'_>) {
         let Some(work) = self.work.take() else { return };
         let (mark, hook_mark) = (tx.events.len(), tx.hooks.len());
-        let result = tx
-            .conn
-            .execute_batch("SAVEPOINT job")
+        let exec = |sql: &str| tx_exec(tx.conn, sql);
+        let result = exec("SAVEPOINT job")
             .map_err(StoreError::from)
             .and_then(|()| work(tx));
         let ended = match &result {
-            Ok(_) => tx.conn.execute_batch("RELEASE job"),
+            Ok(_) => tx_exec(tx.conn, "RELEASE job"),
             Err(_) => {
                 tx.events.truncate(mark);
                 tx.hooks.truncate(hook_mark);
-                tx.conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                tx_exec(tx.conn, "ROLLBACK TO job").and_then(|()| tx_exec(tx.conn, "RELEASE job"))
             }
         };
         self.result = Some(match ended {
@@ -172,6 +179,7 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<Message>>>,
     readers: Mutex<Vec<Connection>>,
+    cache: Arc<StateCache>,
     bus: Bus,
     _lock: DirLock,
 }
@@ -214,9 +222,11 @@ impl Store {
 
         let (tx, rx) = mpsc::channel();
         let writer_bus = bus.clone();
+        let cache = Arc::new(StateCache::new(cache::DEFAULT_BUDGET));
+        let writer_cache = cache.clone();
         thread::Builder::new()
             .name("koor-writer".into())
-            .spawn(move || writer_loop(conn, rx, writer_bus))
+            .spawn(move || writer_loop(conn, rx, writer_bus, writer_cache))
             .map_err(|e| db_err(format!("cannot start the writer thread: {e}")))?;
 
         Ok(Store {
@@ -224,6 +234,7 @@ impl Store {
                 path,
                 writer: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
+                cache,
                 bus,
                 _lock: lock,
             }),
@@ -237,6 +248,24 @@ impl Store {
 
     pub fn bus(&self) -> &Bus {
         &self.inner.bus
+    }
+
+    /// The current value of a state key: from the cache, else from SQLite (then cached).
+    pub async fn current_state(&self, key: &str) -> Result<Arc<Current>> {
+        let cache = &self.inner.cache;
+        if let Some(hit) = cache.get(key) {
+            return Ok(hit);
+        }
+        let generation = cache.generation();
+        let k = key.to_owned();
+        let stored = self.read(move |c| state::get(c, &k, None)).await?;
+        let current = Current {
+            version: stored.version,
+            hash: stored.hash,
+            content_type: stored.content_type,
+            value: stored.value.into(),
+        };
+        Ok(cache.fill(key, current, generation))
     }
 
     /// Runs `work` on the writer thread inside the next group commit. Answers after the commit.
@@ -307,6 +336,12 @@ impl Store {
     }
 }
 
+/// Runs a statement without arguments through the statement cache (no re-parsing per job).
+fn tx_exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -328,7 +363,7 @@ fn open_reader(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>, bus: Bus) {
+fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>, bus: Bus, cache: Arc<StateCache>) {
     while let Ok(first) = rx.recv() {
         let mut jobs = Vec::new();
         let mut close = None;
@@ -346,7 +381,7 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>, bus: Bus) {
             }
         }
         if !jobs.is_empty() {
-            commit_batch(&conn, jobs, &bus);
+            commit_batch(&conn, jobs, &bus, &cache);
         }
         if let Some(done) = close {
             // Fold the WAL back into the main file so the data dir is tidy after a clean stop.
@@ -358,7 +393,12 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>, bus: Bus) {
     }
 }
 
-fn commit_batch(conn: &Connection, mut jobs: Vec<Box<dyn WriteJob>>, bus: &Bus) {
+fn commit_batch(
+    conn: &Connection,
+    mut jobs: Vec<Box<dyn WriteJob>>,
+    bus: &Bus,
+    cache: &Arc<StateCache>,
+) {
     let mut events = Vec::new();
     let mut hooks = Vec::new();
     let outcome = match conn.execute_batch("BEGIN IMMEDIATE") {
@@ -366,6 +406,7 @@ fn commit_batch(conn: &Connection, mut jobs: Vec<Box<dyn WriteJob>>, bus: &Bus) 
             for job in &mut jobs {
                 let mut tx = Tx {
                     conn,
+                    cache,
                     events: &mut events,
                     hooks: &mut hooks,
                     now: now_rfc3339(),

@@ -211,6 +211,17 @@ fn write_version(
             size,
             now
         ])?;
+    let cache = tx.cache();
+    let (k, current) = (
+        key.to_owned(),
+        super::Current {
+            version,
+            hash: hash.clone(),
+            content_type: content_type.to_owned(),
+            value: bytes::Bytes::copy_from_slice(value),
+        },
+    );
+    tx.after_commit(move || cache.put(&k, current));
     tx.emit(
         "koor.state.updated",
         json!({"key": key, "version": version, "hash": hash.as_str(), "content_type": content_type, "size": size}),
@@ -245,6 +256,9 @@ pub fn delete(tx: &mut Tx<'_>, key: &str, cond: &Condition) -> Result<()> {
     tx.conn()
         .prepare_cached("DELETE FROM state_versions WHERE key = ?1")?
         .execute([key])?;
+    let cache = tx.cache();
+    let k = key.to_owned();
+    tx.after_commit(move || cache.remove(&k));
     tx.emit(
         "koor.state.deleted",
         json!({"key": key, "version": version}),

@@ -1,0 +1,482 @@
+//! Load benchmark of a release `koor-server` against the bars in DESIGN.md.
+//!
+//! ```text
+//! cargo bench -p koor-server --bench load                  # everything
+//! cargo bench -p koor-server --bench load -- http          # throughput: /health vs state GET/304/PUT
+//! cargo bench -p koor-server --bench load -- events        # publish-to-subscriber latency, 100 subscribers
+//! cargo bench -p koor-server --bench load -- idle          # RSS idle and with 1,000 idle subscribers
+//! cargo bench -p koor-server --bench load -- history       # history query at 100k retained events
+//! cargo bench -p koor-server --bench load -- keys 100000   # GET/PUT latency at 1k vs N keys
+//! ```
+//!
+//! Throughput uses `wrk` (Debian package `wrk`) as the load generator, so the client costs little
+//! of the two cores; the rest is measured from this process. Everything talks to 127.0.0.1 only,
+//! and every loop is bounded.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+const BIN: &str = env!("CARGO_BIN_EXE_koor-server");
+
+struct Server {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let bind = format!("127.0.0.1:{port}");
+        let mut child = Command::new(BIN)
+            .args(["--bind", &bind, "--dashboard-bind", "", "--data-dir"])
+            .arg(dir.path())
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn koor-server");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if stderr.read_line(&mut line).expect("read") == 0 {
+                panic!("koor-server exited: {:?}", child.wait());
+            }
+            if line.contains("koor-server started") {
+                break;
+            }
+        }
+        // Keep draining its logs so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while stderr.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        Server {
+            child,
+            base: format!("http://{bind}"),
+            _dir: dir,
+        }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let what = args.first().map(String::as_str).unwrap_or("all");
+    println!("koor-server load benchmark ({what}); release build, loopback only\n");
+    if matches!(what, "all" | "http") {
+        http().await;
+    }
+    if matches!(what, "all" | "events") {
+        events().await;
+    }
+    if matches!(what, "all" | "idle") {
+        idle().await;
+    }
+    if matches!(what, "all" | "history") {
+        history().await;
+    }
+    if matches!(what, "all" | "keys") {
+        let n = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
+        keys(n).await;
+    }
+}
+
+/// Runs wrk and returns requests per second.
+fn wrk(url: &str, script: Option<&str>, headers: &[String]) -> Option<f64> {
+    let mut cmd = Command::new("wrk");
+    cmd.args(["-t2", "-c32", "-d5s", "--latency"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let script_file;
+    if let Some(lua) = script {
+        script_file = tempfile::NamedTempFile::new().expect("script file");
+        std::fs::write(script_file.path(), lua).expect("write script");
+        cmd.arg("-s").arg(script_file.path());
+    }
+    let out = cmd.arg(url).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok());
+    let non2xx = text.lines().find(|l| l.contains("Non-2xx"));
+    if let Some(l) = non2xx {
+        println!("    note: {}", l.trim());
+    }
+    rps
+}
+
+async fn http() {
+    println!("== HTTP throughput (wrk -t2 -c32 -d5s) ==");
+    if Command::new("wrk").arg("--version").output().is_err() {
+        println!("   wrk is not installed: apt-get install -y wrk\n");
+        return;
+    }
+    let server = Server::start(&[]);
+    let client = reqwest::Client::new();
+    let value = format!(r#"{{"payload":"{}"}}"#, "x".repeat(1000));
+    let mut etag = String::new();
+    for i in 0..1000 {
+        let resp = client
+            .put(format!("{}/api/state/bench/k{i}", server.base))
+            .header("content-type", "application/json")
+            .body(value.clone())
+            .send()
+            .await
+            .expect("seed");
+        if i == 1 {
+            etag = resp.headers()["etag"].to_str().expect("etag").to_owned();
+        }
+    }
+    let health = wrk(&format!("{}/health", server.base), None, &[]).unwrap_or(f64::NAN);
+    let get = wrk(&format!("{}/api/state/bench/k1", server.base), None, &[]).unwrap_or(f64::NAN);
+    let revalidate = wrk(
+        &format!("{}/api/state/bench/k1", server.base),
+        None,
+        &[format!("If-None-Match: {etag}")],
+    )
+    .unwrap_or(f64::NAN);
+    let put_script = format!(
+        r#"counter = 0
+wrk.method = "PUT"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{value}'
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/api/state/bench/k" .. (counter % 1000))
+end
+"#
+    );
+    let put = wrk(&format!("{}/", server.base), Some(&put_script), &[]).unwrap_or(f64::NAN);
+    println!("   GET /health              {health:>10.0} req/s   (baseline)");
+    println!(
+        "   GET /api/state/KEY (1KB) {get:>10.0} req/s   {:>5.1}% of /health (bar >= 70%)",
+        100.0 * get / health
+    );
+    println!(
+        "   GET + If-None-Match 304  {revalidate:>10.0} req/s   {:>5.1}% of /health (bar: as fast as GET)",
+        100.0 * revalidate / health
+    );
+    println!(
+        "   PUT /api/state/KEY (1KB) {put:>10.0} req/s   {:>5.1}% of /health (bar >= 40%)",
+        100.0 * put / health
+    );
+    println!();
+}
+
+async fn events() {
+    const SUBSCRIBERS: usize = 100;
+    const RATE: u64 = 1000;
+    const SECONDS: u64 = 5;
+    let total = (RATE * SECONDS) as usize;
+    println!(
+        "== publish-to-subscriber latency: {SUBSCRIBERS} subscribers + 1 that never reads, {RATE} events/s for {SECONDS}s =="
+    );
+    let server = Server::start(&["--event-retention", "100000"]);
+    let ws_url = format!(
+        "{}/api/events/subscribe?pattern=bench.*",
+        server.base.replacen("http", "ws", 1)
+    );
+    // One subscriber that never reads: it must not move the others' latency.
+    let (_stuck, _) = tokio_tungstenite::connect_async(&ws_url)
+        .await
+        .expect("connect");
+    let mut readers = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        let (ws, _) = tokio_tungstenite::connect_async(&ws_url)
+            .await
+            .expect("connect");
+        readers.push(tokio::spawn(async move {
+            let mut ws = ws;
+            let mut latencies = Vec::with_capacity(total);
+            let mut last_id = 0i64;
+            let mut gaps = 0usize;
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(SECONDS + 20);
+            while latencies.len() < total {
+                let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
+                    Ok(Some(Ok(m))) => m,
+                    _ => break,
+                };
+                if let Message::Text(t) = msg {
+                    let now = now_micros();
+                    let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+                    let id = v["id"].as_i64().unwrap_or(0);
+                    if last_id != 0 && id != last_id + 1 {
+                        gaps += 1;
+                    }
+                    last_id = id;
+                    let sent = v["data"]["t"].as_u64().unwrap_or(now);
+                    latencies.push(now.saturating_sub(sent) as f64 / 1000.0);
+                }
+            }
+            (latencies, gaps)
+        }));
+    }
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/events/publish", server.base);
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut inflight = Vec::new();
+    for n in 0..total {
+        tick.tick().await;
+        let client = client.clone();
+        let url = url.clone();
+        inflight.push(tokio::spawn(async move {
+            let body =
+                serde_json::json!({"topic": "bench.tick", "data": {"n": n, "t": now_micros()}});
+            client
+                .post(&url)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        }));
+    }
+    let mut published = 0;
+    for f in inflight {
+        if f.await.unwrap_or(false) {
+            published += 1;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut all = Vec::new();
+    let (mut lost, mut gaps) = (0usize, 0usize);
+    for r in readers {
+        let (lat, g) = r.await.expect("reader");
+        lost += total - lat.len();
+        gaps += g;
+        all.extend(lat);
+    }
+    all.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "   published {published}/{total} in {elapsed:.1}s ({:.0}/s)",
+        published as f64 / elapsed
+    );
+    println!(
+        "   latency ms: p50 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}   (bar: p99 < 5 ms)",
+        percentile(&all, 0.50),
+        percentile(&all, 0.99),
+        percentile(&all, 0.999),
+        all.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "   delivered {} of {} (lost {lost}, out-of-order/gaps {gaps})\n",
+        all.len(),
+        total * SUBSCRIBERS
+    );
+}
+
+async fn idle() {
+    println!("== memory ==");
+    let server = Server::start(&[]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = server.rss_kib();
+    let ws_url = format!(
+        "{}/api/events/subscribe?pattern=*",
+        server.base.replacen("http", "ws", 1)
+    );
+    let mut conns = Vec::new();
+    for _ in 0..1000 {
+        match tokio_tungstenite::connect_async(&ws_url).await {
+            Ok((ws, _)) => conns.push(ws),
+            Err(e) => {
+                println!("   stopped at {} subscribers: {e}", conns.len());
+                break;
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let with_subs = server.rss_kib();
+    println!(
+        "   idle RSS                          {:>8.1} MB   (bar < 30 MB)",
+        idle as f64 / 1024.0
+    );
+    println!(
+        "   RSS with {} idle subscribers     {:>8.1} MB   (bar < 100 MB)\n",
+        conns.len(),
+        with_subs as f64 / 1024.0
+    );
+}
+
+async fn history() {
+    const EVENTS: usize = 100_000;
+    println!("== history query at {EVENTS} retained events ==");
+    let server = Server::start(&["--event-retention", "200000", "--log-level", "warn"]);
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/events/publish", server.base);
+    let client = Arc::new(client);
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..16 {
+        let client = client.clone();
+        let url = url.clone();
+        workers.push(tokio::spawn(async move {
+            for n in (w..EVENTS).step_by(16) {
+                let topic = if n % 100 == 0 {
+                    "rare.hit"
+                } else {
+                    "common.tick"
+                };
+                let body = serde_json::json!({"topic": topic, "data": {"n": n}});
+                let _ = client.post(&url).json(&body).send().await;
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    println!(
+        "   loaded {EVENTS} events in {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+    for (label, query) in [
+        ("last=50 (all topics)", "last=50"),
+        (
+            "topic=rare.* last=50 (1% of events)",
+            "topic=rare.*&last=50",
+        ),
+        (
+            "topic=*.hit last=50 (wildcard first segment)",
+            "topic=*.hit&last=50",
+        ),
+        ("since=<mid> last=100", "since=50000&last=100"),
+    ] {
+        let mut times = Vec::new();
+        for _ in 0..50 {
+            let t = Instant::now();
+            let resp = client
+                .get(format!("{}/api/events/history?{query}", server.base))
+                .send()
+                .await
+                .expect("history");
+            let _ = resp.bytes().await;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "   {label:<46} p50 {:.2} ms  p99 {:.2} ms   (bar < 5 ms)",
+            percentile(&times, 0.5),
+            percentile(&times, 0.99)
+        );
+    }
+    println!();
+}
+
+async fn keys(n: usize) {
+    println!("== latency as data grows: 1k keys vs {n} keys (sequential client) ==");
+    let server = Server::start(&["--log-level", "warn"]);
+    let client = Arc::new(reqwest::Client::new());
+    let value = format!(r#"{{"payload":"{}"}}"#, "x".repeat(200));
+    let mut loaded = 0usize;
+    let mut report = Vec::new();
+    for target in [1000usize, n] {
+        // Load up to `target` keys with 16 concurrent writers.
+        let mut workers = Vec::new();
+        for w in 0..16 {
+            let client = client.clone();
+            let base = server.base.clone();
+            let value = value.clone();
+            workers.push(tokio::spawn(async move {
+                for i in (loaded + w..target).step_by(16) {
+                    let _ = client
+                        .put(format!("{base}/api/state/k/{i}"))
+                        .header("content-type", "application/json")
+                        .body(value.clone())
+                        .send()
+                        .await;
+                }
+            }));
+        }
+        for w in workers {
+            let _ = w.await;
+        }
+        loaded = target;
+        let (mut gets, mut puts) = (Vec::new(), Vec::new());
+        for i in 0..300 {
+            let key = (i * 7919) % target;
+            let t = Instant::now();
+            let _ = client
+                .get(format!("{}/api/state/k/{key}", server.base))
+                .send()
+                .await
+                .expect("get")
+                .bytes()
+                .await;
+            gets.push(t.elapsed().as_secs_f64() * 1000.0);
+            let t = Instant::now();
+            let _ = client
+                .put(format!("{}/api/state/k/{key}", server.base))
+                .header("content-type", "application/json")
+                .body(value.clone())
+                .send()
+                .await
+                .expect("put");
+            puts.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        gets.sort_by(|a, b| a.total_cmp(b));
+        puts.sort_by(|a, b| a.total_cmp(b));
+        let (g, p) = (percentile(&gets, 0.5), percentile(&puts, 0.5));
+        println!("   {target:>8} keys: GET p50 {g:.3} ms   PUT p50 {p:.3} ms");
+        report.push((g, p));
+    }
+    if let [(g1, p1), (g2, p2)] = report[..] {
+        println!(
+            "   change: GET {:+.0}%  PUT {:+.0}%   (bar: within 25%)\n",
+            100.0 * (g2 - g1) / g1,
+            100.0 * (p2 - p1) / p1
+        );
+    }
+}
