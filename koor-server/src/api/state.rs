@@ -11,8 +11,8 @@ use warp::reply::Response;
 
 use super::error::respond;
 use super::{
-    ApiError, Query, body, client_has, condition, decode_path, hash_body, method_not_allowed,
-    not_modified, ok, query, raw_value, set_version_headers, with_app,
+    ApiError, Query, body, condition, decode_path, hash_body, method_not_allowed, not_modified, ok,
+    query, raw_value, set_version_headers, with_app,
 };
 use crate::App;
 use crate::store::state;
@@ -41,7 +41,7 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
             .and(query())
             .and(warp::header::headers_cloned())
             .and(body::limited(koor_shared::MAX_VALUE_BYTES))
-            .and(with_app(app))
+            .and(with_app(app.clone()))
             .then(
                 |tail: Tail,
                  method: Method,
@@ -52,7 +52,31 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
                     respond(key_route(tail, method, q, headers, body, app).await)
                 },
             );
-    list.or(key).unify().boxed()
+    // GETs skip the body and the full header map: the hot path.
+    let get_key = warp::path("api")
+        .and(warp::path("state"))
+        .and(warp::path::tail())
+        .and(warp::get())
+        .and(query())
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and(with_app(app.clone()))
+        .then(
+            |tail: Tail, q: Query, inm: Option<String>, app: App| async move {
+                respond(match key_of(&tail) {
+                    Ok(key) => get(app, key, q, inm).await,
+                    Err(e) => Err(e),
+                })
+            },
+        );
+    list.or(get_key).unify().or(key).unify().boxed()
+}
+
+fn key_of(tail: &Tail) -> Result<String, ApiError> {
+    let key = decode_path(tail.as_str())?;
+    if key.is_empty() {
+        return Err(ApiError::bad_request("key is required: /api/state/{key}"));
+    }
+    Ok(key)
 }
 
 async fn list(app: App) -> Result<Response, ApiError> {
@@ -68,12 +92,15 @@ async fn key_route(
     body: Bytes,
     app: App,
 ) -> Result<Response, ApiError> {
-    let key = decode_path(tail.as_str())?;
-    if key.is_empty() {
-        return Err(ApiError::bad_request("key is required: /api/state/{key}"));
-    }
+    let key = key_of(&tail)?;
     match method {
-        Method::GET | Method::HEAD => get(app, key, q, headers).await,
+        Method::GET | Method::HEAD => {
+            let inm = headers
+                .get(warp::http::header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            get(app, key, q, inm).await
+        }
         Method::PUT => put(app, key, headers, body).await,
         Method::POST => rollback(app, key, q).await,
         Method::DELETE => delete(app, key, headers).await,
@@ -85,7 +112,12 @@ async fn key_route(
     }
 }
 
-async fn get(app: App, key: String, q: Query, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn get(
+    app: App,
+    key: String,
+    q: Query,
+    if_none_match: Option<String>,
+) -> Result<Response, ApiError> {
     if q.get("history")
         .is_some_and(|v| !matches!(v, "0" | "false"))
     {
@@ -112,7 +144,7 @@ async fn get(app: App, key: String, q: Query, headers: HeaderMap) -> Result<Resp
     }
     if version.is_none() {
         let current = app.store.current_state(&key).await?;
-        if client_has(&headers, &current.hash) {
+        if if_none_match.is_some_and(|tag| current.hash.matches_if_none_match(&tag)) {
             return Ok(not_modified(&current.hash, current.version));
         }
         return Ok(raw_value(
