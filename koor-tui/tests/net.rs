@@ -1,0 +1,247 @@
+//! The console's network layer against a real server on a loopback port: list-then-watch, resume
+//! with `since` after a server restart and after a lag close, and the auth error state. The
+//! watcher runs as in the console; the test reads the messages it would send to the model.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use koor_server::Config;
+use koor_server::logging::LogRing;
+use koor_shared::client::Client;
+use koor_shared::config::{ClientConfig, Source};
+use koor_shared::types::{Event, PublishRequest};
+use koor_tui::msg::{Conn, Msg, Net};
+use koor_tui::net::watch_events;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A server we can stop and start again on the same port and data dir.
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    async fn start(config: Config, addr: SocketAddr) -> Server {
+        let listener = TcpListener::bind(addr).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = koor_server::open(config, LogRing::new(1000)).expect("open");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(koor_server::run(app, listener, None, async move {
+            let _ = stopped.await;
+        }));
+        Server {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    fn client(&self, token: Option<&str>) -> Client {
+        Client::new(&ClientConfig {
+            server: format!("http://{}", self.addr),
+            server_source: Source::Flag,
+            token: token.map(str::to_owned),
+            token_source: Source::Flag,
+        })
+    }
+}
+
+async fn publish(client: &Client, topic: &str, n: i64) -> Event {
+    client
+        .publish(&PublishRequest {
+            topic: topic.into(),
+            data: json!({ "n": n }),
+            source: "test".into(),
+        })
+        .await
+        .expect("publish")
+}
+
+async fn next(rx: &mut mpsc::Receiver<Msg>) -> Net {
+    match tokio::time::timeout(WAIT, rx.recv()).await {
+        Ok(Some(Msg::Net(net))) => net,
+        Ok(other) => panic!("unexpected {other:?}"),
+        Err(_) => panic!("nothing from the watcher within {WAIT:?}"),
+    }
+}
+
+/// Reads messages until `done` says stop; returns the user events seen on the way.
+async fn until(rx: &mut mpsc::Receiver<Msg>, mut done: impl FnMut(&Net) -> bool) -> Vec<Event> {
+    let mut events = Vec::new();
+    loop {
+        let net = next(rx).await;
+        let stop = done(&net);
+        if let Net::Events(evs) = net {
+            events.extend(evs);
+        }
+        if stop {
+            return events;
+        }
+    }
+}
+
+fn config(dir: &std::path::Path) -> Config {
+    Config::for_data_dir(dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_after_a_restart_without_losing_or_repeating_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(config(dir.path()), "127.0.0.1:0".parse().expect("addr")).await;
+    let client = server.client(None);
+    publish(&client, "build.one", 1).await;
+    client
+        .state_set(
+            "k",
+            b"{\"v\":1}".to_vec(),
+            "application/json",
+            &Default::default(),
+        )
+        .await
+        .expect("set");
+
+    let (tx, mut rx) = mpsc::channel(1024);
+    let watcher = tokio::spawn(watch_events(client.clone(), tx));
+
+    // 1. the snapshot: listings plus recent history up to the snapshot's id, then live
+    let Net::Snapshot(snap) = next(&mut rx).await else {
+        panic!("snapshot first")
+    };
+    assert_eq!(snap.metrics.last_event_id, 2);
+    assert_eq!(snap.since, 2);
+    assert_eq!(snap.state.len(), 1);
+    let topics: Vec<&str> = snap.recent.iter().map(|e| e.topic.as_str()).collect();
+    assert_eq!(topics, ["build.one", "koor.state.updated"]);
+    assert!(matches!(next(&mut rx).await, Net::Conn(Conn::Connected)));
+
+    let mut seen = Vec::new();
+    publish(&client, "build.two", 2).await;
+    seen.extend(until(&mut rx, |n| matches!(n, Net::Events(_))).await);
+
+    // 2. the server goes away: the watcher says it is reconnecting
+    server.stop().await;
+    let addr = server.addr;
+    seen.extend(
+        until(&mut rx, |n| {
+            matches!(n, Net::Conn(Conn::Reconnecting { attempt: 1, .. }))
+        })
+        .await,
+    );
+
+    // 3. back on the same port; an event published before the watcher is back is replayed
+    let mut server = Server::start(config(dir.path()), addr).await;
+    publish(&client, "build.three", 3).await;
+    seen.extend(until(&mut rx, |n| matches!(n, Net::Conn(Conn::Connected))).await);
+    publish(&client, "build.four", 4).await;
+    seen.extend(
+        until(
+            &mut rx,
+            |n| matches!(n, Net::Events(e) if e.iter().any(|e| e.topic == "build.four")),
+        )
+        .await,
+    );
+    let topics: Vec<&str> = seen.iter().map(|e| e.topic.as_str()).collect();
+    assert_eq!(topics, ["build.two", "build.three", "build.four"]);
+    let ids: Vec<i64> = seen.iter().map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+
+    watcher.abort();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_console_is_closed_and_resumes_where_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path());
+    cfg.subscriber_buffer = 16;
+    let mut server = Server::start(cfg, "127.0.0.1:0".parse().expect("addr")).await;
+    let client = server.client(None);
+
+    // a tiny channel that nobody reads for a while: the watcher stops reading its socket
+    let (tx, mut rx) = mpsc::channel(2);
+    let watcher = tokio::spawn(watch_events(client.clone(), tx));
+    assert!(matches!(next(&mut rx).await, Net::Snapshot(_)));
+    assert!(matches!(next(&mut rx).await, Net::Conn(Conn::Connected)));
+
+    // big enough events that the socket buffers fill and the server's ring overflows
+    const N: i64 = 1500;
+    let pad = "x".repeat(16 * 1024);
+    for n in 1..=N {
+        client
+            .publish(&PublishRequest {
+                topic: "burst".into(),
+                data: json!({ "n": n, "pad": pad }),
+                source: "test".into(),
+            })
+            .await
+            .expect("publish");
+    }
+    let mut got: Vec<Event> = Vec::new();
+    let mut reconnected = false;
+    while got.len() < N as usize {
+        match next(&mut rx).await {
+            Net::Events(evs) => got.extend(evs),
+            Net::Conn(Conn::Reconnecting { .. }) => reconnected = true,
+            _ => {}
+        }
+    }
+    let ns: Vec<i64> = got
+        .iter()
+        .map(|e| e.data["n"].as_i64().expect("n"))
+        .collect();
+    assert_eq!(
+        ns,
+        (1..=N).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    // 24 MB is more than the socket buffers hold: the server had to close us
+    assert!(
+        reconnected,
+        "the server closed the lagging stream and the watcher resumed"
+    );
+
+    watcher.abort();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_is_an_auth_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = config(dir.path());
+    cfg.auth_token = Some("right".into());
+    let mut server = Server::start(cfg, "127.0.0.1:0".parse().expect("addr")).await;
+
+    let (tx, mut rx) = mpsc::channel(16);
+    let watcher = tokio::spawn(watch_events(server.client(Some("wrong")), tx));
+    match next(&mut rx).await {
+        Net::Conn(Conn::AuthError { message, .. }) => {
+            assert!(message.contains("401"), "{message}");
+            assert!(!message.contains("wrong"), "the token is never shown");
+        }
+        other => panic!("expected an auth error, got {other:?}"),
+    }
+    watcher.abort();
+
+    let (tx, mut rx) = mpsc::channel(16);
+    let watcher = tokio::spawn(watch_events(server.client(Some("right")), tx));
+    assert!(matches!(next(&mut rx).await, Net::Snapshot(_)));
+    assert!(matches!(next(&mut rx).await, Net::Conn(Conn::Connected)));
+    watcher.abort();
+    server.stop().await;
+}

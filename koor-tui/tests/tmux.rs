@@ -1,0 +1,259 @@
+//! End to end: the real `koor-tui` binary in a tmux pane against a real server started in this
+//! process. Each test runs its own tmux server (`tmux -L <unique>`, no config file) and kills it at
+//! the end, also when the test fails.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use koor_server::Config;
+use koor_shared::client::Client;
+use koor_shared::config::{ClientConfig, Source};
+use koor_shared::types::{PublishRequest, RegisterRequest};
+use serde_json::json;
+
+const BIN: &str = env!("CARGO_BIN_EXE_koor-tui");
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A private tmux server with one session running a command.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(name: &str, cwd: &Path, width: u16, height: u16, command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("koor-tui-{name}-{}", std::process::id()),
+        };
+        let out = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "main",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            "-c",
+            &cwd.display().to_string(),
+            command,
+        ]);
+        assert!(
+            out.status.success(),
+            "tmux new-session failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "-f", "/dev/null"])
+            .args(args)
+            .output()
+            .expect("tmux is installed")
+    }
+
+    /// Sends keys as `tmux send-keys` names them (`d`, `Enter`, `Escape`, `C-c`).
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "main"];
+        args.extend_from_slice(keys);
+        assert!(self.run(&args).status.success(), "send-keys {keys:?}");
+    }
+
+    fn pane(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "main"]).stdout)
+            .into_owned()
+    }
+
+    /// Polls the pane until `ok` holds, for at most [`WAIT`]; fails with the pane's text.
+    async fn wait(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let pane = self.pane();
+            if ok(&pane) {
+                return pane;
+            }
+            if start.elapsed() > WAIT {
+                panic!("waited {WAIT:?} for {what}; the pane shows:\n{pane}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_text(&self, text: &str) -> String {
+        self.wait(&format!("{text:?}"), |p| p.contains(text)).await
+    }
+
+    fn alive(&self) -> bool {
+        self.run(&["has-session", "-t", "main"]).status.success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn client(url: &str) -> Client {
+    Client::new(&ClientConfig {
+        server: url.to_owned(),
+        server_source: Source::Flag,
+        token: None,
+        token_source: Source::Default,
+    })
+}
+
+/// A pane line holding `word`, split into whitespace-separated columns.
+fn row<'a>(pane: &'a str, word: &str) -> Option<Vec<&'a str>> {
+    pane.lines()
+        .find(|l| l.split_whitespace().any(|w| w == word))
+        .map(|l| l.split_whitespace().collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_sees_changes_and_deregisters_a_stale_instance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        stale_after: Duration::from_secs(2),
+        ..Config::for_data_dir(dir.path())
+    };
+    let server = koor_server::spawn(config).await.expect("server");
+    let url = server.url();
+    let api = client(&url);
+
+    let tmux = Tmux::start(
+        "e2e",
+        dir.path(),
+        100,
+        30,
+        &format!("env TERM=tmux-256color {BIN} --server {url}"),
+    );
+    tmux.wait_text("● connected").await;
+
+    // a published event shows in the Events view
+    api.publish(&PublishRequest {
+        topic: "e2e.hello".into(),
+        data: json!({"greeting": "hi"}),
+        source: "e2e-test".into(),
+    })
+    .await
+    .expect("publish");
+    let pane = tmux.wait_text("e2e.hello").await;
+    assert!(pane.contains(r#"{"greeting":"hi"}"#), "{pane}");
+
+    // a key's version changes live in the State view
+    let set = |v: i64| {
+        let api = api.clone();
+        async move {
+            api.state_set(
+                "e2e-key",
+                format!("{{\"v\":{v}}}").into_bytes(),
+                "application/json",
+                &Default::default(),
+            )
+            .await
+            .expect("state set")
+        }
+    };
+    set(1).await;
+    tmux.keys(&["2"]);
+    tmux.wait("e2e-key at version 1", |p| {
+        row(p, "e2e-key").is_some_and(|r| r.get(1) == Some(&"1"))
+    })
+    .await;
+    set(2).await;
+    tmux.wait("e2e-key at version 2", |p| {
+        row(p, "*e2e-key").is_some_and(|r| r.get(1) == Some(&"2"))
+            || row(p, "e2e-key").is_some_and(|r| r.get(1) == Some(&"2"))
+    })
+    .await;
+
+    // an instance that never heartbeats goes stale
+    let reg = api
+        .register(&RegisterRequest {
+            name: "e2e-agent".into(),
+            workspace: "/src/e2e".into(),
+            intent: "testing the console".into(),
+            ..RegisterRequest::default()
+        })
+        .await
+        .expect("register");
+    let id = reg.instance.id.clone();
+    tmux.keys(&["3"]);
+    tmux.wait_text("e2e-agent").await;
+    tmux.wait("e2e-agent stale", |p| {
+        p.lines()
+            .any(|l| l.contains("e2e-agent") && l.contains("✗ stale"))
+    })
+    .await;
+    tmux.wait_text("stale 1").await;
+
+    // d asks first, defaulting to No; y deregisters
+    tmux.keys(&["d"]);
+    let pane = tmux.wait_text("Deregister e2e-agent").await;
+    assert!(pane.contains("> No <"), "{pane}");
+    tmux.keys(&["y"]);
+    tmux.wait_text("✓ deregistered e2e-agent").await;
+
+    // the server confirms it is gone
+    let err = api.instance(&id).await.expect_err("deregistered");
+    assert_eq!(err.status(), Some(404), "{err}");
+    assert!(
+        api.instances(&Default::default())
+            .await
+            .expect("list")
+            .iter()
+            .all(|i| i.id != id)
+    );
+    tmux.wait("the row to go", |p| !p.contains("✗ stale   e2e-agent"))
+        .await;
+
+    // q quits
+    tmux.keys(&["q"]);
+    let start = Instant::now();
+    while tmux.alive() {
+        assert!(
+            start.elapsed() < WAIT,
+            "koor-tui did not quit:\n{}",
+            tmux.pane()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(tmux);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restores_the_terminal_and_survives_a_server_restart_notice() {
+    // NO_COLOR, screen-256color, a small pane, no server at first: the header says it is
+    // reconnecting; Ctrl-C quits and the shell gets its screen back.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let tmux = Tmux::start(
+        "restore",
+        dir.path(),
+        60,
+        20,
+        &format!(
+            "sh -c 'echo BEFORE; env TERM=screen-256color NO_COLOR=1 {BIN} --server http://127.0.0.1:{port}; echo EXITED $?; sleep 30'"
+        ),
+    );
+    let pane = tmux.wait_text("reconnecting in").await;
+    assert!(pane.contains("attempt"), "{pane}");
+    assert!(pane.contains("connection refused"), "{pane}");
+    tmux.keys(&["C-c"]);
+    let pane = tmux.wait_text("EXITED 0").await;
+    assert!(
+        pane.contains("BEFORE"),
+        "the normal screen is back:\n{pane}"
+    );
+    assert!(
+        !pane.contains("reconnecting"),
+        "the console is gone:\n{pane}"
+    );
+}
