@@ -7,7 +7,7 @@ use futures_util::{SinkExt, StreamExt};
 use koor_shared::time::{format_rfc3339, parse_rfc3339};
 use koor_shared::topic::{PatternSet, TopicError, validate_publish_topic};
 use koor_shared::types::PublishRequest;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use warp::Filter;
 use warp::Reply;
 use warp::filters::BoxedFilter;
@@ -190,22 +190,45 @@ async fn subscriber(socket: WebSocket, app: App, patterns: PatternSet, since: Op
                     break None;
                 }
             }
-            event = live.recv() => match event {
-                Ok(event) => {
+            first = live.recv() => {
+                // Take whatever else is already waiting too, and flush once for all of it.
+                let mut lagged = None;
+                let mut batch = Vec::new();
+                match first {
+                    Ok(e) => batch.push(e),
+                    Err(RecvError::Lagged(n)) => lagged = Some(n),
+                    Err(RecvError::Closed) => break Some((CLOSE_GOING_AWAY, "server shutting down".to_owned())),
+                }
+                while lagged.is_none() && batch.len() < MAX_BATCH {
+                    match live.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(TryRecvError::Lagged(n)) => lagged = Some(n),
+                        Err(_) => break,
+                    }
+                }
+                let mut queued = false;
+                let mut failed = false;
+                for event in batch {
                     if event.event.id <= cursor {
                         continue;
                     }
-                    cursor = event.event.id;
-                    if patterns.matches(&event.event.topic) && !send(&mut tx, Message::text(event.json.clone())).await {
-                        break None;
+                    if patterns.matches(&event.event.topic) {
+                        if !feed(&mut tx, Message::text(event.json.clone())).await {
+                            failed = true;
+                            break;
+                        }
+                        queued = true;
                     }
+                    cursor = event.event.id;
                 }
-                Err(RecvError::Lagged(skipped)) => {
+                if failed || (queued && !flush(&mut tx).await) {
+                    break None;
+                }
+                if let Some(skipped) = lagged {
                     tracing::warn!(last_id = cursor, skipped, "websocket subscriber fell behind; closing it");
                     break Some((CLOSE_LAGGED, format!("lagged: subscriber fell behind; resume with since; last_id={cursor}")));
                 }
-                Err(RecvError::Closed) => break Some((CLOSE_GOING_AWAY, "server shutting down".to_owned())),
-            },
+            }
         }
     };
     if let Some(close) = close {
@@ -215,6 +238,24 @@ async fn subscriber(socket: WebSocket, app: App, patterns: PatternSet, since: Op
 }
 
 type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
+/// Most events written before one flush.
+const MAX_BATCH: usize = 256;
+
+/// Queues one frame without flushing; false when the subscriber is gone or stopped reading.
+async fn feed(tx: &mut Sink, msg: Message) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, tx.feed(msg)).await,
+        Ok(Ok(()))
+    )
+}
+
+async fn flush(tx: &mut Sink) -> bool {
+    matches!(
+        tokio::time::timeout(SEND_TIMEOUT, tx.flush()).await,
+        Ok(Ok(()))
+    )
+}
 
 /// Sends one frame; false when the subscriber is gone or stopped reading.
 async fn send(tx: &mut Sink, msg: Message) -> bool {
