@@ -16,3 +16,5 @@ mod events;
 mod logs;
 // The agent registry: lifecycle, liveness, filters, persistence.
 mod instances;
+// The MCP endpoint: the rmcp client, raw-HTTP transport rules, restarts.
+mod mcp;

@@ -9,6 +9,7 @@ pub mod events;
 mod health;
 mod instances;
 mod logs;
+mod mcp;
 mod specs;
 mod state;
 
@@ -40,6 +41,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(events::routes(app.clone()))
         .unify()
         .or(logs::routes(app.clone()))
+        .unify()
+        .or(mcp::routes(app.clone()))
         .unify()
         .boxed();
     auth_guard(app.clone())

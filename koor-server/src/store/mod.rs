@@ -14,6 +14,7 @@ pub mod cache;
 pub mod events;
 pub mod instances;
 mod lock;
+pub mod rules;
 mod schema;
 pub mod specs;
 pub mod state;
