@@ -3,7 +3,7 @@
 use koor_shared::types::PublishRequest;
 use serde_json::{Value, json};
 
-use crate::harness::{Cli, PinnedServer, Server, client};
+use crate::harness::{Cli, PinnedServer, Server, client, port_outside_ephemeral_range};
 
 fn event(topic: &str, data: Value) -> PublishRequest {
     PublishRequest {
@@ -181,8 +181,8 @@ async fn subscribe_since_and_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_resumes_after_server_restart_without_loss_or_duplicates() {
     let dir = tempfile::tempdir().expect("data dir");
-    let first = PinnedServer::start(dir.path(), 0, |_| {}).await;
-    let port = first.addr.port();
+    let port = port_outside_ephemeral_range();
+    let first = PinnedServer::start(dir.path(), port, |_| {}).await;
     let url = first.url();
 
     let mut sub = Cli::new()

@@ -84,7 +84,7 @@ pub struct PinnedServer {
 }
 
 impl PinnedServer {
-    /// Serves `dir` on `127.0.0.1:port` (`0` for an ephemeral port).
+    /// Serves `dir` on `127.0.0.1:port`.
     pub async fn start(dir: &Path, port: u16, tweak: impl FnOnce(&mut Config)) -> PinnedServer {
         let mut config = Config::for_data_dir(dir);
         tweak(&mut config);
@@ -277,7 +277,18 @@ impl Proc {
     pub async fn line(&mut self) -> String {
         match tokio::time::timeout(HANG_GUARD, self.stdout.next_line()).await {
             Ok(Ok(Some(line))) => line,
-            other => panic!("no stdout line from koor-cli: {other:?}"),
+            other => {
+                let status = self.child.try_wait();
+                let mut notes = Vec::new();
+                while let Ok(Ok(Some(l))) =
+                    tokio::time::timeout(Duration::from_secs(1), self.stderr.next_line()).await
+                {
+                    notes.push(l);
+                }
+                panic!(
+                    "no stdout line from koor-cli: {other:?}; exit {status:?}; stderr {notes:#?}"
+                )
+            }
         }
     }
 
@@ -331,6 +342,21 @@ impl Proc {
             .expect("wait");
         (status.code().unwrap_or(-1), rest)
     }
+}
+
+/// A free loopback port below the kernel's ephemeral range, so that while a test has released it
+/// (between two servers) no `bind(0)` or outgoing connection elsewhere is handed the same port.
+pub fn port_outside_ephemeral_range() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let span = low.saturating_sub(20_000).max(1);
+    let start = 20_000 + (std::process::id() as u16 % span);
+    (0..span)
+        .map(|i| 20_000 + (start - 20_000 + i) % span)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free loopback port")
 }
 
 /// A loopback port nothing listens on.
