@@ -48,6 +48,18 @@ impl Output {
         out.flush()
     }
 
+    /// Prints a JSON text that is already compact (keeping its key order), indented with
+    /// `--pretty`.
+    pub fn json_text(&self, compact: &[u8]) -> io::Result<()> {
+        let mut bytes = if self.pretty {
+            pretty_json(compact).unwrap_or_else(|| compact.to_vec())
+        } else {
+            compact.to_vec()
+        };
+        bytes.push(b'\n');
+        write_stdout(&bytes)
+    }
+
     /// Prints text as is (help-like output such as shell completions).
     pub fn text(&self, bytes: &[u8]) -> io::Result<()> {
         write_stdout(bytes)
@@ -58,6 +70,31 @@ fn write_stdout(bytes: &[u8]) -> io::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(bytes)?;
     out.flush()
+}
+
+/// A JSON document without the whitespace between its tokens, key order and literals kept.
+/// `None` when `bytes` is not one valid JSON document.
+pub fn compact_json(bytes: &[u8]) -> Option<Vec<u8>> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).ok()?;
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            out.push(b);
+        } else if !b.is_ascii_whitespace() {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+    Some(out)
 }
 
 /// Indents a JSON document by two spaces per level, keeping the key order and every number and
@@ -136,6 +173,13 @@ mod tests {
         );
         assert_eq!(pretty(" 42 "), "42");
         assert_eq!(pretty("{ }"), "{}");
+    }
+
+    #[test]
+    fn compacts_outside_strings_only() {
+        let c = compact_json(b"{ \"a b\" : [ 1 , \"x \\\" y\" ] }\n").expect("valid");
+        assert_eq!(c, br#"{"a b":[1,"x \" y"]}"#);
+        assert!(compact_json(b"{").is_none());
     }
 
     #[test]
