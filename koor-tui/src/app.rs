@@ -239,6 +239,17 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
             app.conn = conn;
         }
         Net::Snapshot(snap) => {
+            if snap.reset {
+                app.events = EventsView {
+                    show_system: app.events.show_system,
+                    filter: app.events.filter.clone(),
+                    ..EventsView::default()
+                };
+                app.set_status(
+                    "the server's event history started over (new data dir?)",
+                    true,
+                );
+            }
             app.snapshot_id = snap.metrics.last_event_id;
             app.metrics = Some(snap.metrics);
             app.state.set_keys(snap.state, app.now_ms);

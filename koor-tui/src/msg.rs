@@ -48,6 +48,8 @@ pub struct Snapshot {
     pub recent: Vec<Event>,
     /// `since` the stream resumes from.
     pub since: i64,
+    /// The server's event ids went backwards (a new data dir): drop the events shown so far.
+    pub reset: bool,
 }
 
 /// A state key's or spec's details, loaded on Enter.

@@ -133,6 +133,11 @@ impl EventWatch {
         // 1. the id first, then the listings: they reflect at least every event up to it
         let metrics = client.metrics().await?;
         let snapshot_id = metrics.last_event_id;
+        // a server on a fresh data dir numbers events from 1 again: start over
+        let reset = self.resume.is_some_and(|r| snapshot_id < r);
+        if reset {
+            self.resume = None;
+        }
         let all = InstanceFilter::default();
         let (state, instances) = tokio::join!(client.state_list(), client.instances(&all));
         let (state, instances) = (state?, instances?);
@@ -149,6 +154,7 @@ impl EventWatch {
                 instances,
                 recent,
                 since,
+                reset,
             })),
         )
         .await?;

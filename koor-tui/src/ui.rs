@@ -118,31 +118,46 @@ fn conn_text(app: &App, theme: &Theme) -> Span<'static> {
 }
 
 fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
-    let mut left = vec![
-        Span::styled(" koor ", theme.tab_active()),
-        Span::raw(" "),
-        Span::raw(app.server.clone()),
-        Span::raw("  "),
-        conn_text(app, theme),
-    ];
-    if app.readonly {
-        left.push(Span::styled("  read-only", theme.dim()));
-    }
-    let left_width: usize = left.iter().map(|s| s.content.chars().count()).sum();
+    let width = area.width as usize;
     let stale = app.stale_count();
     let events = format::count(app.events.total);
     let keys = app.state.keys.len();
     let instances = app.instances.list.len();
-    let long = format!("events {events} · keys {keys} · instances {instances} · stale {stale} ");
-    let short = format!("ev {events} keys {keys} inst {instances} stale {stale} ");
-    let room = (area.width as usize).saturating_sub(left_width + 2);
-    let right = if long.chars().count() <= room {
-        Some(long)
-    } else if short.chars().count() <= room {
-        Some(short)
-    } else {
-        None
+    // the counts in the longest form that fits; the scheme of the URL goes first when tight
+    let counts = [
+        format!("events {events} · keys {keys} · instances {instances} · stale {stale} "),
+        format!("ev {events} keys {keys} inst {instances} stale {stale} "),
+        format!("inst {instances} stale {stale} "),
+    ];
+    let server = app.server.as_str();
+    let short_server = server.split_once("://").map_or(server, |(_, rest)| rest);
+    let left = |server: &str| {
+        let mut spans = vec![
+            Span::styled(" koor ", theme.tab_active()),
+            Span::raw(" "),
+            Span::raw(server.to_owned()),
+            Span::raw("  "),
+            conn_text(app, theme),
+        ];
+        if app.readonly {
+            spans.push(Span::styled("  read-only", theme.dim()));
+        }
+        spans
     };
+    let span_width =
+        |spans: &[Span]| -> usize { spans.iter().map(|s| s.content.chars().count()).sum() };
+    let mut chosen = (left(server), None);
+    'search: for server in [server, short_server] {
+        let spans = left(server);
+        let room = width.saturating_sub(span_width(&spans) + 2);
+        for c in &counts {
+            if c.chars().count() <= room {
+                chosen = (spans, Some(c.clone()));
+                break 'search;
+            }
+        }
+    }
+    let (left, right) = chosen;
     f.render_widget(Paragraph::new(Line::from(left)), area);
     if let Some(right) = right {
         let style = if stale > 0 { theme.warn() } else { theme.dim() };

@@ -226,7 +226,7 @@ async fn operator_sees_changes_and_deregisters_a_stale_instance() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restores_the_terminal_and_survives_a_server_restart_notice() {
+async fn says_it_is_reconnecting_then_quits_on_ctrl_c_and_restores_the_terminal() {
     // NO_COLOR, screen-256color, a small pane, no server at first: the header says it is
     // reconnecting; Ctrl-C quits and the shell gets its screen back.
     let dir = tempfile::tempdir().expect("tempdir");

@@ -87,6 +87,7 @@ pub fn connected() -> App {
             ev(10, "koor.state.updated", json!({"key": "b", "version": 3})),
         ],
         since: 10,
+        reset: false,
     };
     update(&mut app, Msg::Net(Net::Snapshot(Box::new(snap))));
     update(&mut app, Msg::Net(Net::Conn(Conn::Connected)));
@@ -563,6 +564,7 @@ fn scrolling_keeps_the_selection_visible() {
             instances: vec![],
             recent: vec![],
             since: 10,
+            reset: false,
         }))),
     );
     let page = app.page();
@@ -578,4 +580,27 @@ fn scrolling_keeps_the_selection_visible() {
     assert_eq!(app.state.key_cursor.key.as_deref(), Some("k099"));
     update(&mut app, ch('g'));
     assert_eq!(app.state.key_cursor.key.as_deref(), Some("k000"));
+}
+
+#[test]
+fn a_server_with_a_new_history_starts_the_event_list_over() {
+    let mut app = connected();
+    assert_eq!(app.events.last_id(), 10);
+    let snap = Snapshot {
+        metrics: metrics(1),
+        state: vec![],
+        instances: vec![],
+        recent: vec![ev(1, "fresh.start", json!({}))],
+        since: 1,
+        reset: true,
+    };
+    update(&mut app, net(Net::Snapshot(Box::new(snap))));
+    let ids: Vec<i64> = app.events.visible().iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![1]);
+    update(
+        &mut app,
+        net(Net::Events(vec![ev(2, "fresh.more", json!({}))])),
+    );
+    assert_eq!(app.events.last_id(), 2);
+    assert!(app.state.keys.is_empty());
 }

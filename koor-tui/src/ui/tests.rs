@@ -221,6 +221,11 @@ fn small_pane_keeps_the_essentials() {
     let lines = draw(&app, 60, 20);
     assert_on_screen(&lines, "✗ stale   cursor");
     assert!(
+        lines[0].contains("127.0.0.1:9800  ● connected") && lines[0].contains("inst 2 stale 1"),
+        "{}",
+        lines[0]
+    );
+    assert!(
         lines[19].ends_with("q quit  ") || lines[19].contains("q quit"),
         "{}",
         screen(&lines)
