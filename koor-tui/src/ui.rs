@@ -293,7 +293,7 @@ fn draw_help(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
             theme.dim(),
         )));
     }
-    let width = 60.min(area.width.saturating_sub(2));
+    let width = 62.min(area.width.saturating_sub(2));
     let height = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
     let rect = area.centered(Constraint::Length(width), Constraint::Length(height));
     f.render_widget(Clear, rect);
@@ -301,7 +301,8 @@ fn draw_help(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
         Paragraph::new(lines).block(
             Block::bordered()
                 .title(" Help · ? or Esc closes ")
-                .title_style(theme.title()),
+                .title_style(theme.title())
+                .padding(ratatui::widgets::Padding::horizontal(1)),
         ),
         rect,
     );
@@ -309,7 +310,10 @@ fn draw_help(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
 
 fn draw_confirm(dialog: &Confirm, f: &mut Frame, area: Rect, theme: &Theme) {
     let width = 64.min(area.width.saturating_sub(2));
-    let height = 7.min(area.height.saturating_sub(2));
+    // borders and padding take 4 columns; the message wraps, then a blank row and the buttons
+    let text_width = width.saturating_sub(4).max(1) as usize;
+    let message_rows = dialog.message.chars().count().div_ceil(text_width) as u16;
+    let height = (message_rows + 4).min(area.height.saturating_sub(2));
     let rect = area.centered(Constraint::Length(width), Constraint::Length(height));
     f.render_widget(Clear, rect);
     let block = Block::bordered()

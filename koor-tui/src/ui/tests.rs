@@ -55,10 +55,10 @@ fn instances_view_at_80x24() {
     .map(String::from)
     .collect();
     want.resize(23, " ".repeat(80));
-    want.push(
-        " d deregister  D all stale  ⏎ detail  / filter  Tab view  ? help  q quit        "
-            .to_owned(),
-    );
+    want.push(format!(
+        "{:<80}",
+        " d deregister  D deregister stale  ⏎ detail  Tab view  ? help  q quit"
+    ));
     if lines != want {
         panic!("got:\n{}\nwant:\n{}", screen(&lines), screen(&want));
     }

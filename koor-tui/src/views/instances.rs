@@ -312,7 +312,7 @@ impl InstancesView {
         if !readonly {
             keys.push(("d", "deregister"));
             if self.detail.is_none() {
-                keys.push(("D", "all stale"));
+                keys.push(("D", "deregister stale"));
             }
         }
         if self.detail.is_some() {
