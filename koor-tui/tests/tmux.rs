@@ -18,12 +18,15 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A private tmux server with one session running a command.
 struct Tmux {
     socket: String,
+    /// The socket file, removed at the end (tmux may leave it behind).
+    path: String,
 }
 
 impl Tmux {
     fn start(name: &str, cwd: &Path, width: u16, height: u16, command: &str) -> Tmux {
-        let tmux = Tmux {
+        let mut tmux = Tmux {
             socket: format!("koor-tui-{name}-{}", std::process::id()),
+            path: String::new(),
         };
         let out = tmux.run(&[
             "new-session",
@@ -43,6 +46,8 @@ impl Tmux {
             "tmux new-session failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let path = tmux.run(&["display-message", "-p", "#{socket_path}"]);
+        tmux.path = String::from_utf8_lossy(&path.stdout).trim().to_owned();
         tmux
     }
 
@@ -93,6 +98,9 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.run(&["kill-server"]);
+        if !self.path.is_empty() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
