@@ -41,6 +41,8 @@ pub struct Filter {
 struct Entry {
     row: Row,
     seen: DateTime<Utc>,
+    /// Registration order (listings keep it even within one millisecond).
+    seq: u64,
 }
 
 #[derive(Debug)]
@@ -49,6 +51,7 @@ struct Inner {
     /// Heartbeats not yet written: id -> time.
     dirty: Mutex<HashMap<String, DateTime<Utc>>>,
     stale_after: Duration,
+    next_seq: std::sync::atomic::AtomicU64,
 }
 
 /// Handle to the registry; cheap to clone.
@@ -65,11 +68,14 @@ impl Registry {
     /// Loads every stored instance.
     pub fn load(store: &Store, stale_after: Duration) -> Result<Registry> {
         let loaded = store.read_now(rows::load_all)?;
+        let count = loaded.len() as u64;
         let entries = loaded
             .into_iter()
-            .map(|row| {
+            .enumerate()
+            .map(|(seq, row)| {
                 let seen = parse_rfc3339(&row.last_seen).unwrap_or_else(Utc::now);
-                (row.id.clone(), Entry { row, seen })
+                let seq = seq as u64;
+                (row.id.clone(), Entry { row, seen, seq })
             })
             .collect();
         Ok(Registry {
@@ -77,6 +83,7 @@ impl Registry {
                 entries: RwLock::new(entries),
                 dirty: Mutex::new(HashMap::new()),
                 stale_after,
+                next_seq: std::sync::atomic::AtomicU64::new(count),
             }),
         })
     }
@@ -128,8 +135,10 @@ impl Registry {
         };
         let want =
             |f: &Option<String>, v: &str| f.as_deref().is_none_or(|f| f.is_empty() || f == v);
-        let mut out: Vec<Instance> = entries
-            .values()
+        let mut matching: Vec<&Entry> = entries.values().collect();
+        matching.sort_by_key(|e| e.seq);
+        matching
+            .into_iter()
             .map(|e| self.to_instance(e, now))
             .filter(|i| {
                 want(&filter.name, &i.name)
@@ -141,9 +150,7 @@ impl Registry {
                         .as_deref()
                         .is_none_or(|c| c.is_empty() || i.capabilities.iter().any(|have| have == c))
             })
-            .collect();
-        out.sort_by(|a, b| a.registered_at.cmp(&b.registered_at).then(a.id.cmp(&b.id)));
-        out
+            .collect()
     }
 
     pub fn get(&self, id: &str) -> Result<Instance> {
@@ -203,12 +210,18 @@ impl Registry {
     /// Puts `row` into memory after commit and returns it as an instance.
     fn commit_row(&self, tx: &mut Tx<'_>, row: Row) -> Instance {
         let seen = parse_rfc3339(&row.last_seen).unwrap_or_else(Utc::now);
-        let entry = Entry { row, seen };
+        let entry = Entry { row, seen, seq: 0 };
         let instance = self.to_instance(&entry, seen);
         let inner = self.inner.clone();
         tx.after_commit(move || {
             if let Ok(mut entries) = inner.entries.write() {
-                entries.insert(entry.row.id.clone(), entry);
+                let seq = match entries.get(&entry.row.id) {
+                    Some(old) => old.seq,
+                    None => inner
+                        .next_seq
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                };
+                entries.insert(entry.row.id.clone(), Entry { seq, ..entry });
             }
         });
         instance

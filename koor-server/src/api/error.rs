@@ -11,7 +11,7 @@ use warp::{Rejection, Reply};
 use crate::store::StoreError;
 
 /// Everything a handler can fail with; each variant has one status.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
@@ -114,14 +114,7 @@ pub async fn handle_rejection(err: Rejection) -> Result<Response, Infallible> {
         PayloadTooLarge, UnsupportedMediaType,
     };
     let api = if let Some(e) = err.find::<ApiError>() {
-        match e {
-            ApiError::BadRequest(m) => ApiError::BadRequest(m.clone()),
-            ApiError::Unauthorized => ApiError::Unauthorized,
-            ApiError::Forbidden(m) => ApiError::Forbidden(m.clone()),
-            ApiError::NotFound(m) => ApiError::NotFound(m.clone()),
-            ApiError::PayloadTooLarge { limit } => ApiError::PayloadTooLarge { limit: *limit },
-            other => ApiError::Internal(other.to_string()),
-        }
+        e.clone()
     } else if err.is_not_found() {
         ApiError::NotFound("not found".into())
     } else if err.find::<MethodNotAllowed>().is_some() {

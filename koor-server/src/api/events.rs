@@ -1,5 +1,6 @@
 //! `/api/events/publish`, `/api/events/history` and the WebSocket `/api/events/subscribe`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -7,17 +8,21 @@ use futures_util::{SinkExt, StreamExt};
 use koor_shared::time::{format_rfc3339, parse_rfc3339};
 use koor_shared::topic::{PatternSet, TopicError, validate_publish_topic};
 use koor_shared::types::PublishRequest;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use warp::Filter;
 use warp::Reply;
 use warp::filters::BoxedFilter;
-use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::http::Method;
 use warp::reply::Response;
 
 use super::error::respond;
+use super::ws::{self, Socket};
 use super::{ApiError, Query, body, method_not_allowed, ok, origin_guard, query, with_app};
 use crate::App;
+use crate::bus::BusEvent;
 use crate::store::events::{self, HistoryFilter};
 
 /// Events listed by `history` when `last` is not given.
@@ -64,19 +69,20 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         });
     let subscribe = warp::path!("api" / "events" / "subscribe")
         .and(origin_guard(app.clone()))
-        .and(warp::ws())
+        .and(ws::upgrade("/api/events/subscribe"))
         .and(query())
         .and(with_app(app))
-        .map(|ws: Ws, q: Query, app: App| {
+        .map(|upgrade: ws::Upgrade, q: Query, app: App| {
             let patterns = PatternSet::new(q.all("pattern").filter(|p| !p.trim().is_empty()));
             let since = match q.int("since") {
                 Ok(s) => s,
                 Err(e) => return e.into_response(),
             };
-            ws.max_message_size(64 * 1024)
-                .max_frame_size(64 * 1024)
-                .on_upgrade(move |socket| subscriber(socket, app, patterns, since))
-                .into_response()
+            // Subscribe before answering 101: whatever is published once the client has its
+            // answer reaches it, even before the session task first runs.
+            let live = app.bus.subscribe();
+            let start = app.bus.last_id();
+            upgrade.reply(move |socket| subscriber(socket, app, patterns, since, live, start))
         });
     publish.or(history).unify().or(subscribe).unify().boxed()
 }
@@ -148,16 +154,22 @@ async fn history(app: App, q: Query) -> Result<Response, ApiError> {
 
 /// One WebSocket subscriber: replay after `since`, then live events, in id order, no gap, no
 /// duplicate.
-async fn subscriber(socket: WebSocket, app: App, patterns: PatternSet, since: Option<i64>) {
+async fn subscriber(
+    socket: Socket,
+    app: App,
+    patterns: PatternSet,
+    since: Option<i64>,
+    mut live: broadcast::Receiver<Arc<BusEvent>>,
+    start: i64,
+) {
     let _guard = app.bus.subscriber_guard();
-    // Subscribe before reading history, so nothing published meanwhile is missed.
-    let mut live = app.bus.subscribe();
+    // `live` was subscribed before history is read, so nothing published meanwhile is missed.
     let (mut tx, mut rx) = socket.split();
     let pattern_text: Vec<&str> = patterns.patterns().iter().map(|p| p.as_str()).collect();
     tracing::info!(pattern = %pattern_text.join(","), since = since.unwrap_or(-1), "websocket subscriber connected");
 
     // `cursor`: every matching event with id <= cursor has been sent.
-    let mut cursor = since.unwrap_or_else(|| app.bus.last_id());
+    let mut cursor = since.unwrap_or(start);
     if let Some(since) = since {
         match replay(&app, &patterns, since, &mut tx).await {
             Ok(Some(last)) => cursor = last,
@@ -186,7 +198,7 @@ async fn subscriber(socket: WebSocket, app: App, patterns: PatternSet, since: Op
                     tracing::debug!("websocket subscriber unresponsive; dropping");
                     break None;
                 }
-                if !send(&mut tx, Message::ping(Vec::new())).await {
+                if !send(&mut tx, Message::Ping(Bytes::new())).await {
                     break None;
                 }
             }
@@ -213,7 +225,7 @@ async fn subscriber(socket: WebSocket, app: App, patterns: PatternSet, since: Op
                         continue;
                     }
                     if patterns.matches(&event.event.topic) {
-                        if !feed(&mut tx, Message::text(event.json.clone())).await {
+                        if !feed(&mut tx, Message::text(event.json.as_str())).await {
                             failed = true;
                             break;
                         }
@@ -237,7 +249,7 @@ async fn subscriber(socket: WebSocket, app: App, patterns: PatternSet, since: Op
     tracing::info!(last_id = cursor, "websocket subscriber disconnected");
 }
 
-type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+type Sink = futures_util::stream::SplitSink<Socket, Message>;
 
 /// Most events written before one flush.
 const MAX_BATCH: usize = 256;
@@ -273,7 +285,11 @@ async fn send(tx: &mut Sink, msg: Message) -> bool {
 }
 
 async fn send_close(tx: &mut Sink, (code, reason): (u16, String)) -> bool {
-    let sent = send(tx, Message::close_with(code, reason)).await;
+    let frame = CloseFrame {
+        code: code.into(),
+        reason: reason.into(),
+    };
+    let sent = send(tx, Message::Close(Some(frame))).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), tx.close()).await;
     sent
 }

@@ -3,13 +3,15 @@
 use futures_util::{SinkExt, StreamExt};
 use koor_shared::types::LogRecord;
 use tokio::sync::broadcast::error::RecvError;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use warp::filters::BoxedFilter;
-use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::http::Method;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
 use super::error::respond;
+use super::ws::{self, Socket};
 use super::{ApiError, Query, method_not_allowed, ok, origin_guard, query, with_app};
 use crate::App;
 use crate::logging::{level_rank, parse_level};
@@ -30,13 +32,11 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         });
     let subscribe = warp::path!("api" / "logs" / "subscribe")
         .and(origin_guard(app.clone()))
-        .and(warp::ws())
+        .and(ws::upgrade("/api/logs/subscribe"))
         .and(query())
         .and(with_app(app))
-        .map(|ws: Ws, q: Query, app: App| match level(&q) {
-            Ok(level) => ws
-                .on_upgrade(move |socket| subscriber(socket, app, level))
-                .into_response(),
+        .map(|upgrade: ws::Upgrade, q: Query, app: App| match level(&q) {
+            Ok(level) => upgrade.reply(move |socket| subscriber(socket, app, level)),
             Err(e) => e.into_response(),
         });
     recent.or(subscribe).unify().boxed()
@@ -64,7 +64,7 @@ fn recent(app: &App, q: &Query) -> Result<Response, ApiError> {
     Ok(ok(&app.logs.recent(last, &level(q)?)))
 }
 
-async fn subscriber(socket: WebSocket, app: App, level: String) {
+async fn subscriber(socket: Socket, app: App, level: String) {
     let _guard = app.logs.subscriber_guard();
     let mut live = app.logs.subscribe();
     let (mut tx, mut rx) = socket.split();
@@ -78,14 +78,18 @@ async fn subscriber(socket: WebSocket, app: App, level: String) {
     loop {
         let outgoing = tokio::select! {
             () = &mut stopping => {
-                let _ = tx.send(Message::close_with(1001u16, "server shutting down")).await;
+                let frame = CloseFrame {
+                    code: 1001.into(),
+                    reason: "server shutting down".into(),
+                };
+                let _ = tx.send(Message::Close(Some(frame))).await;
                 break;
             }
             msg = rx.next() => match msg {
                 Some(Ok(m)) if !m.is_close() => continue,
                 _ => break,
             },
-            _ = ping.tick() => Message::ping(Vec::new()),
+            _ = ping.tick() => Message::Ping(Default::default()),
             record = live.recv() => match record {
                 Ok(r) if level_rank(&r.level) >= min => Message::text(serde_json::to_string(&*r).unwrap_or_default()),
                 Ok(_) => continue,

@@ -12,6 +12,7 @@ mod logs;
 mod mcp;
 mod specs;
 mod state;
+mod ws;
 
 use std::convert::Infallible;
 

@@ -23,7 +23,7 @@ pub struct Row {
 pub fn load_all(conn: &Connection) -> Result<Vec<Row>> {
     let mut stmt = conn.prepare(
         "SELECT id, name, workspace, intent, stack, capabilities, status, token_hash, registered_at, last_seen
-         FROM instances ORDER BY registered_at, id",
+         FROM instances ORDER BY rowid",
     )?;
     let rows = stmt.query_map([], |r| {
         let caps: String = r.get(5)?;
