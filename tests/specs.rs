@@ -73,5 +73,10 @@ async fn specs_lifecycle() {
         "not allowed",
     )
     .await;
-    error(s.get("/api/specs/").await, 400, "project is required").await;
+    // (ext) The project list.
+    json(s.put("/api/specs/zeta/a", "{}").await, 200).await;
+    let projects = json(s.get("/api/specs").await, 200).await;
+    assert_eq!(projects["projects"][0]["project"], "zeta", "{projects}");
+    assert_eq!(projects["projects"][0]["specs"], 1);
+    assert_eq!(json(s.get("/api/specs/").await, 200).await, projects);
 }

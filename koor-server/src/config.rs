@@ -29,7 +29,7 @@ pub struct Args {
     pub dashboard_bind: Option<String>,
     /// Directory holding data.db (must exist and be writable) [env: KOOR_DATA_DIR] [default: .]
     #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    pub data_dir: Option<String>,
     /// Bearer token required on every route but /health; empty = no auth [env: KOOR_AUTH_TOKEN]
     #[arg(long, value_name = "TOKEN")]
     pub auth_token: Option<String>,
@@ -38,7 +38,7 @@ pub struct Args {
     pub log_level: Option<String>,
     /// Directory for daily log files; empty disables them [env: KOOR_LOG_DIR] [default: <data-dir>/logs]
     #[arg(long, value_name = "DIR")]
-    pub log_dir: Option<PathBuf>,
+    pub log_dir: Option<String>,
     /// Instances not seen for this long are marked stale, e.g. 90s, 5m [env: KOOR_STALE_AFTER] [default: 5m]
     #[arg(long, value_name = "DURATION")]
     pub stale_after: Option<String>,
@@ -155,7 +155,7 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
             None => defaults.dashboard_bind,
         };
     let data_dir = layers
-        .get(args.data_dir.map(path_string), "KOOR_DATA_DIR", "data_dir")
+        .get(args.data_dir, "KOOR_DATA_DIR", "data_dir")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
         .unwrap_or(defaults.data_dir);
@@ -170,7 +170,7 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         })?,
         None => defaults.log_level,
     };
-    let log_dir = match layers.get(args.log_dir.map(path_string), "KOOR_LOG_DIR", "log_dir") {
+    let log_dir = match layers.get(args.log_dir, "KOOR_LOG_DIR", "log_dir") {
         Some(d) if d.is_empty() => None,
         Some(d) => Some(PathBuf::from(d)),
         None => Some(data_dir.join("logs")),
@@ -228,10 +228,6 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         subscriber_buffer: defaults.subscriber_buffer,
         allowed_origins,
     })
-}
-
-fn path_string(p: PathBuf) -> String {
-    p.to_string_lossy().into_owned()
 }
 
 /// `5m`, `90s`, `1h30m`, `500ms`; a bare number is seconds.

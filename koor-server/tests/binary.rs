@@ -213,3 +213,22 @@ fn config_priority_flags_env_file_defaults() {
     assert_eq!(code, 2);
     assert!(err.contains("loud"), "{err}");
 }
+
+#[test]
+fn an_empty_log_dir_turns_log_files_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, _e, line) = start(server(dir.path()).args([
+        "--bind",
+        "127.0.0.1:0",
+        "--dashboard-bind",
+        "",
+        "--log-dir",
+        "",
+    ]));
+    assert_eq!(field(&line, "dashboard"), "off");
+    assert_eq!(terminate(&mut child), 0);
+    assert!(
+        !dir.path().join("logs").exists(),
+        "no log directory was made"
+    );
+}

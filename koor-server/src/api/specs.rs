@@ -45,9 +45,13 @@ async fn route(
         None => (decode_path(raw)?, String::new()),
     };
     if project.is_empty() {
-        return Err(ApiError::bad_request(
-            "project is required: /api/specs/{project}",
-        ));
+        // (ext) The projects that have specs.
+        return match method {
+            Method::GET | Method::HEAD => Ok(ok(&serde_json::json!({
+                "projects": app.store.read(specs::projects).await?
+            }))),
+            other => Err(method_not_allowed(&other, "/api/specs", "GET")),
+        };
     }
     if name.is_empty() {
         return match method {

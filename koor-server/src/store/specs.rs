@@ -33,6 +33,21 @@ pub fn list(conn: &Connection, project: &str) -> Result<Vec<SpecSummary>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Every project with specs: `{"project","specs","updated_at"}`, sorted by project.
+pub fn projects(conn: &Connection) -> Result<Vec<serde_json::Value>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT project, COUNT(*), MAX(updated_at) FROM specs GROUP BY project ORDER BY project",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(json!({
+            "project": r.get::<_, String>(0)?,
+            "specs": r.get::<_, i64>(1)?,
+            "updated_at": r.get::<_, String>(2)?,
+        }))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn count(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("SELECT COUNT(*) FROM specs", [], |r| r.get(0))?)
 }
