@@ -181,6 +181,7 @@ struct Inner {
     writer: Mutex<Option<mpsc::Sender<Message>>>,
     readers: Mutex<Vec<Connection>>,
     cache: Arc<StateCache>,
+    checkpoint_stop: Mutex<Option<mpsc::Sender<()>>>,
     bus: Bus,
     _lock: DirLock,
 }
@@ -229,6 +230,12 @@ impl Store {
             .name("koor-writer".into())
             .spawn(move || writer_loop(conn, rx, writer_bus, writer_cache))
             .map_err(|e| db_err(format!("cannot start the writer thread: {e}")))?;
+        let (checkpoint_stop, checkpoint_rx) = mpsc::channel();
+        let checkpoint_path = path.clone();
+        thread::Builder::new()
+            .name("koor-checkpoint".into())
+            .spawn(move || checkpointer(checkpoint_path, checkpoint_rx))
+            .map_err(|e| db_err(format!("cannot start the checkpoint thread: {e}")))?;
 
         Ok(Store {
             inner: Arc::new(Inner {
@@ -236,6 +243,7 @@ impl Store {
                 writer: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
                 cache,
+                checkpoint_stop: Mutex::new(Some(checkpoint_stop)),
                 bus,
                 _lock: lock,
             }),
@@ -324,6 +332,9 @@ impl Store {
     /// Stops the writer after the jobs already queued, and closes every connection. Later writes
     /// answer [`StoreError::Closed`].
     pub async fn close(&self) {
+        if let Ok(mut stop) = self.inner.checkpoint_stop.lock() {
+            stop.take();
+        }
         let sender = self.inner.writer.lock().ok().and_then(|mut w| w.take());
         if let Some(sender) = sender {
             let (done, wait) = oneshot::channel();
@@ -350,8 +361,28 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
     // only a power loss may drop the last commits.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Checkpoints run on their own thread (see `checkpointer`); this is only a backstop in case
+    // that thread falls far behind.
+    conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
+/// Copies the WAL back into the database file off the writer thread, so commits never wait for
+/// it. PASSIVE checkpoints never block the writer or readers. Ends when `stop` is dropped.
+fn checkpointer(path: PathBuf, stop: mpsc::Receiver<()>) {
+    let Ok(conn) = Connection::open(&path) else {
+        return;
+    };
+    let _ = conn.busy_timeout(BUSY_TIMEOUT);
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "checkpoint skipped");
+        }
+    }
 }
 
 fn open_reader(path: &Path) -> Result<Connection> {
