@@ -18,3 +18,5 @@ mod logs;
 mod instances;
 // The MCP endpoint: the rmcp client, raw-HTTP transport rules, restarts.
 mod mcp;
+// Validation rules: every match type, globs, stacks, proposals over REST and MCP, bad input.
+mod rules;

@@ -10,6 +10,7 @@
 //! | 5 | not found (404) |
 //! | 6 | precondition failed (412): a conditional write lost |
 //! | 7 | any other error status from the server (400, 405, 413, 5xx, ...) |
+//! | 8 | `validate` found error-severity violations (the report is on stdout) |
 
 use std::fmt;
 use std::io::{self, Write};
@@ -24,6 +25,8 @@ pub const UNAUTHORIZED: u8 = 4;
 pub const NOT_FOUND: u8 = 5;
 pub const PRECONDITION: u8 = 6;
 pub const SERVER: u8 = 7;
+/// `validate` ran and found violations of severity `error`.
+pub const VALIDATION: u8 = 8;
 
 /// A command line that parses but makes no sense (exit 2).
 #[derive(Debug)]

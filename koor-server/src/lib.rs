@@ -8,6 +8,7 @@
 //! - [`store`]: SQLite with one group-committing writer thread and pooled readers.
 //! - [`bus`]: fan-out of committed events to subscribers.
 //! - [`instances`]: the in-memory agent registry with liveness, persisted through the store.
+//! - [`validate`]: the validation engine (rule matching, globs, stacks) behind `/api/validate`.
 //! - [`api`]: the warp route tree, one module per resource, one rejection handler.
 //!
 //! [`open`] builds an [`App`] (locks the data dir, opens the database); [`run`] serves it on
@@ -19,6 +20,7 @@ pub mod config;
 pub mod instances;
 pub mod logging;
 pub mod store;
+pub mod validate;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -210,6 +212,8 @@ async fn background(app: App) {
 pub struct Running {
     /// Where the API listens (`127.0.0.1:<ephemeral port>`).
     pub addr: SocketAddr,
+    /// Where the dashboard listens, when started with [`spawn_with_dashboard`].
+    pub dashboard: Option<SocketAddr>,
     pub app: App,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -219,6 +223,11 @@ impl Running {
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:<dashboard port>`, when the dashboard listener runs.
+    pub fn dashboard_url(&self) -> Option<String> {
+        self.dashboard.map(|a| format!("http://{a}"))
     }
 
     /// Shuts down as on SIGTERM and waits until the database is closed.
@@ -250,6 +259,7 @@ pub async fn spawn_on(config: Config, listener: TcpListener) -> Result<Running, 
     }));
     Ok(Running {
         addr,
+        dashboard: None,
         app,
         stop: Some(stop),
         task,
@@ -275,6 +285,32 @@ pub async fn spawn_with_logs(config: Config, logs: Arc<LogRing>) -> Result<Runni
     }));
     Ok(Running {
         addr,
+        dashboard: None,
+        app,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Like [`spawn`], with the dashboard listener too, on a second ephemeral loopback port
+/// ([`Running::dashboard_url`]).
+pub async fn spawn_with_dashboard(config: Config) -> Result<Running, OpenError> {
+    let app = open(config, LogRing::new(logging::RING_CAPACITY))?;
+    let bind_err = |e: std::io::Error| OpenError::Database {
+        path: app.store.path().to_owned(),
+        reason: format!("cannot bind a loopback port: {e}"),
+    };
+    let api = TcpListener::bind("127.0.0.1:0").await.map_err(bind_err)?;
+    let dashboard = TcpListener::bind("127.0.0.1:0").await.map_err(bind_err)?;
+    let addr = api.local_addr().map_err(bind_err)?;
+    let dashboard_addr = dashboard.local_addr().map_err(bind_err)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(run(app.clone(), api, Some(dashboard), async move {
+        let _ = stopped.await;
+    }));
+    Ok(Running {
+        addr,
+        dashboard: Some(dashboard_addr),
         app,
         stop: Some(stop),
         task,

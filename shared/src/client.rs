@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::config::ClientConfig;
 use crate::error::ErrorBody;
+use crate::rules::{Rule, RuleList, RuleStatus, RulesSet, ValidateRequest, Validation};
 use crate::types::{
     Deleted, Event, Health, Instance, LogRecord, Metrics, PublishRequest, RegisterRequest,
     Registered, Rollback, SpecList, SpecWrite, StateDiff, StateHistory, StateSummary, StateWrite,
@@ -474,6 +475,65 @@ impl Client {
             &format!("/api/instances/{}", encode_query(id)),
         );
         self.json(rb).await
+    }
+
+    // ----- validation rules -----
+
+    /// `GET /api/rules/{project}[?status=S]`: the project's rules (every status unless `status`
+    /// is `proposed`, `accepted` or `rejected`).
+    pub async fn rules_list(
+        &self,
+        project: &str,
+        status: Option<&str>,
+    ) -> Result<RuleList, ClientError> {
+        let mut path = format!("/api/rules/{}", encode_query(project));
+        if let Some(s) = status {
+            path.push_str(&format!("?status={}", encode_query(s)));
+        }
+        self.get(&path).await
+    }
+
+    /// `PUT /api/validate/{project}/rules`: replaces the project's accepted rules with `rules`
+    /// (a JSON array, sent as is).
+    pub async fn rules_set(&self, project: &str, rules: Vec<u8>) -> Result<RulesSet, ClientError> {
+        let rb = self
+            .request(
+                Method::PUT,
+                &format!("/api/validate/{}/rules", encode_query(project)),
+            )
+            .header("content-type", "application/json")
+            .body(rules);
+        self.json(rb).await
+    }
+
+    /// `POST /api/rules/propose`: stores `rule` as `proposed`.
+    pub async fn rule_propose(&self, rule: &Rule) -> Result<RuleStatus, ClientError> {
+        self.post("/api/rules/propose", rule).await
+    }
+
+    /// `POST /api/rules/{project}/{rule_id}/{decision}` for `accept` and `reject`.
+    pub async fn rule_decide(
+        &self,
+        project: &str,
+        rule_id: &str,
+        decision: &str,
+    ) -> Result<RuleStatus, ClientError> {
+        let path = format!(
+            "/api/rules/{}/{}/{decision}",
+            encode_query(project),
+            encode_query(rule_id)
+        );
+        self.json(self.request(Method::POST, &path)).await
+    }
+
+    /// `POST /api/validate/{project}`: runs the project's accepted rules over the content.
+    pub async fn validate(
+        &self,
+        project: &str,
+        request: &ValidateRequest,
+    ) -> Result<Validation, ClientError> {
+        self.post(&format!("/api/validate/{}", encode_query(project)), request)
+            .await
     }
 
     // ----- logs -----

@@ -6,6 +6,7 @@ mod events;
 mod instances;
 mod logs;
 mod mcp;
+mod rules;
 mod specs;
 mod state;
 mod status;
@@ -64,6 +65,19 @@ pub enum Command {
     )]
     Instances(instances::InstancesCmd),
 
+    /// Per-project validation rules: list, set, propose, accept, reject.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  koor-cli rules propose shop no-todo --pattern TODO --message 'Resolve TODOs first'\n  koor-cli rules accept shop no-todo"
+    )]
+    Rules(rules::RulesCmd),
+
+    /// Check a file against a project's accepted rules; exits 8 on error-severity violations.
+    #[command(
+        after_help = "Example:\n  koor-cli validate shop --file src/app.js\n  git show HEAD:index.html | koor-cli validate shop --file - --filename index.html --stack react"
+    )]
+    Validate(rules::ValidateArgs),
+
     /// The server's own log records (recent, or followed live).
     #[command(
         after_help = "Example:\n  koor-cli logs --last 20 --level warn\n  koor-cli logs --follow"
@@ -101,6 +115,8 @@ impl Command {
             Command::Events(cmd) => cmd.run(ctx).await,
             Command::Register(args) => args.run(ctx).await,
             Command::Instances(cmd) => cmd.run(ctx).await,
+            Command::Rules(cmd) => cmd.run(ctx).await,
+            Command::Validate(args) => args.run(ctx).await,
             Command::Logs(args) => args.run(ctx).await,
             Command::Config(cmd) => cmd.run(ctx),
             Command::McpConfig(args) => args.run(ctx),

@@ -4,12 +4,14 @@
 //! unknown path is always a 404 and a known path with the wrong method a 405 with `Allow`.
 
 pub mod body;
+mod dashboard;
 pub mod error;
 pub mod events;
 mod health;
 mod instances;
 mod logs;
 mod mcp;
+mod rules;
 mod specs;
 mod state;
 mod ws;
@@ -45,6 +47,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .unify()
         .or(mcp::routes(app.clone()))
         .unify()
+        .or(rules::routes(app.clone()))
+        .unify()
         .boxed();
     auth_guard(app.clone())
         .and(api)
@@ -55,9 +59,16 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// The dashboard listener: `/health` and the same `/api/*` handlers, so its page needs no CORS.
+/// The dashboard listener: the embedded page at `/` (see [`dashboard`]), then `/health` and the
+/// same `/api/*` handlers (auth included), so the page needs no CORS. The API listener does not
+/// serve the page.
 pub fn dashboard_routes(app: App) -> BoxedFilter<(Response,)> {
-    routes(app)
+    dashboard::routes()
+        .with(warp::log::custom(log_request))
+        .map(Reply::into_response)
+        .or(routes(app))
+        .unify()
+        .boxed()
 }
 
 fn log_request(info: warp::log::Info<'_>) {

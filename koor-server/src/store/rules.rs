@@ -1,14 +1,16 @@
 //! Validation rules per project, as rows of the `rules` table.
 //!
 //! A rule is proposed (by an agent over MCP, or `POST /api/rules/propose`), then accepted or
-//! rejected by a person; only accepted rules run. [`check`] is the one place that decides whether
-//! a rule could ever run (severity, match type, regex), so every way in shares it.
+//! rejected by a person; only accepted rules run. Rules set directly with
+//! `PUT /api/validate/{project}/rules` are accepted at once. [`check`] is the one place that
+//! decides whether a rule could ever run (severity, match type, regex, globs; it compiles the rule
+//! with [`crate::validate::compile`]), so every way in shares it.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Result, StoreError, Tx};
+use crate::validate;
 
 /// Waiting for a person to accept or reject it; does not run.
 pub const PROPOSED: &str = "proposed";
@@ -16,54 +18,28 @@ pub const PROPOSED: &str = "proposed";
 pub const ACCEPTED: &str = "accepted";
 /// Turned down; does not run.
 pub const REJECTED: &str = "rejected";
+/// Every status, for filters.
+pub const STATUSES: &[&str] = &[PROPOSED, ACCEPTED, REJECTED];
 
 /// Allowed severities; the first is the default.
 pub const SEVERITIES: &[&str] = &["error", "warning"];
 /// Allowed match types; the first is the default. `regex`: a match is a violation; `missing`:
-/// no match is a violation; `custom`: checked by the agent itself, the server stores it only.
+/// no match is a violation; `custom`: a built-in check named by the pattern (`no-console-log`),
+/// any other name runs as a regex.
 pub const MATCH_TYPES: &[&str] = &["regex", "missing", "custom"];
 
-/// A rule with every column of the table.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rule {
-    pub project: String,
-    pub rule_id: String,
-    /// `error` or `warning` (empty = `error`).
-    #[serde(default)]
-    pub severity: String,
-    /// `regex`, `missing` or `custom` (empty = `regex`).
-    #[serde(default)]
-    pub match_type: String,
-    pub pattern: String,
-    pub message: String,
-    /// File globs the rule applies to (`["*.html"]`); empty = every file.
-    #[serde(default)]
-    pub applies_to: Vec<String>,
-    /// Only for this stack; empty = every stack.
-    #[serde(default)]
-    pub stack: String,
-    /// [`PROPOSED`], [`ACCEPTED`] or [`REJECTED`].
-    #[serde(default)]
-    pub status: String,
-    /// Who proposed it (an instance name or id, a person); free text.
-    #[serde(default)]
-    pub proposed_by: String,
-    /// Why it was proposed; free text.
-    #[serde(default)]
-    pub context: String,
-    #[serde(default)]
-    pub created_at: String,
-    #[serde(default)]
-    pub updated_at: String,
-}
+/// Most rules one `PUT /api/validate/{project}/rules` may set.
+pub const MAX_RULES: usize = 1000;
+
+pub use koor_shared::rules::Rule;
 
 fn invalid(msg: impl Into<String>) -> StoreError {
     StoreError::Invalid(msg.into())
 }
 
 /// Fills the defaults (severity `error`, match type `regex`) and rejects a rule that could never
-/// run: a missing project, rule_id, pattern or message, an unknown severity or match type, or a
-/// pattern that is not a valid regex.
+/// run: a missing project, rule_id or pattern, an unknown severity or match type, a pattern that
+/// is not a valid regex (or is too big), or an invalid `applies_to` glob. Errors name the rule.
 pub fn check(rule: &mut Rule) -> Result<()> {
     rule.project = rule.project.trim().to_owned();
     rule.rule_id = rule.rule_id.trim().to_owned();
@@ -71,7 +47,6 @@ pub fn check(rule: &mut Rule) -> Result<()> {
         ("project", &rule.project),
         ("rule_id", &rule.rule_id),
         ("pattern", &rule.pattern),
-        ("message", &rule.message),
     ] {
         if value.trim().is_empty() {
             return Err(invalid(format!("{name} is required")));
@@ -86,15 +61,14 @@ pub fn check(rule: &mut Rule) -> Result<()> {
     }
     rule.severity = normalize("severity", &rule.severity, SEVERITIES)?;
     rule.match_type = normalize("match_type", &rule.match_type, MATCH_TYPES)?;
-    if rule.match_type != "custom"
-        && let Err(e) = regex::Regex::new(&rule.pattern)
-    {
-        return Err(invalid(format!(
-            "invalid regex in rule {}: {e}",
-            rule.rule_id
-        )));
-    }
-    rule.applies_to.retain(|g| !g.trim().is_empty());
+    rule.stack = rule.stack.trim().to_owned();
+    rule.applies_to = rule
+        .applies_to
+        .iter()
+        .map(|g| g.trim().to_owned())
+        .filter(|g| !g.is_empty())
+        .collect();
+    validate::compile(rule).map_err(|e| invalid(e.0))?;
     Ok(())
 }
 
@@ -156,6 +130,27 @@ pub fn list(conn: &Connection, project: &str) -> Result<Vec<Rule>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A project's rules with `status` (every status when `None`), sorted by rule_id.
+pub fn list_status(conn: &Connection, project: &str, status: Option<&str>) -> Result<Vec<Rule>> {
+    let Some(status) = status else {
+        return list(conn, project);
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM rules WHERE project = ?1 AND status = ?2 ORDER BY rule_id"
+    ))?;
+    let rows = stmt.query_map(params![project, status], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every project's rules with `status` (every status when `None`), sorted by project and rule_id.
+pub fn list_all(conn: &Connection, status: Option<&str>) -> Result<Vec<Rule>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM rules WHERE ?1 IS NULL OR status = ?1 ORDER BY project, rule_id"
+    ))?;
+    let rows = stmt.query_map([status], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Writes the whole row as given (no checks, no event): the building block of the write paths.
 pub fn upsert(conn: &Connection, rule: &Rule) -> Result<()> {
     let applies_to = serde_json::to_string(&rule.applies_to).unwrap_or_else(|_| "[]".into());
@@ -213,6 +208,61 @@ pub fn propose(tx: &mut Tx<'_>, mut rule: Rule) -> Result<Rule> {
     Ok(rule)
 }
 
+/// Replaces the project's accepted rules with `rules` (already passed through [`check`]), all
+/// accepted; proposals and rejected rules stay unless `rules` reuses their ids. Emits
+/// `koor.rule.replaced` with the project and the count.
+pub fn replace(tx: &mut Tx<'_>, project: &str, rules: Vec<Rule>) -> Result<usize> {
+    let now = tx.now().to_owned();
+    let count = rules.len();
+    let existing: std::collections::HashMap<String, String> = list(tx.conn(), project)?
+        .into_iter()
+        .map(|r| (r.rule_id, r.created_at))
+        .collect();
+    tx.conn()
+        .prepare_cached("DELETE FROM rules WHERE project = ?1 AND status = ?2")?
+        .execute(params![project, ACCEPTED])?;
+    for mut rule in rules {
+        rule.project = project.to_owned();
+        rule.status = ACCEPTED.into();
+        rule.created_at = existing
+            .get(&rule.rule_id)
+            .cloned()
+            .unwrap_or_else(|| now.clone());
+        rule.updated_at = now.clone();
+        upsert(tx.conn(), &rule)?;
+    }
+    tx.emit(
+        "koor.rule.replaced",
+        json!({"project": project, "count": count}),
+        "koor",
+    )?;
+    Ok(count)
+}
+
+/// A person's decision on a rule: `status` [`ACCEPTED`] or [`REJECTED`], from any status (a
+/// rejected proposal can still be accepted, an accepted rule can be turned off). Accepting checks
+/// the rule again, so a rule that cannot run is never accepted. Emits `koor.rule.accepted` or
+/// `koor.rule.rejected` when the status changes; deciding again is a no-op.
+pub fn decide(tx: &mut Tx<'_>, project: &str, rule_id: &str, status: &str) -> Result<Rule> {
+    let mut rule = get(tx.conn(), project, rule_id)?
+        .ok_or_else(|| StoreError::NotFound(format!("rule not found: {project}/{rule_id}")))?;
+    if rule.status == status {
+        return Ok(rule);
+    }
+    if status == ACCEPTED {
+        check(&mut rule)?;
+    }
+    rule.status = status.to_owned();
+    rule.updated_at = tx.now().to_owned();
+    upsert(tx.conn(), &rule)?;
+    tx.emit(
+        &format!("koor.rule.{status}"),
+        json!({"project": rule.project, "rule_id": rule.rule_id}),
+        "koor",
+    )?;
+    Ok(rule)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,13 +307,116 @@ mod tests {
             .contains("regex, missing, custom")
         );
         assert!(err(rule("a/b", "a")).contains("may not contain '/'"));
-        // A custom rule's pattern is free text.
+        assert!(
+            err(Rule {
+                applies_to: vec!["a[".into()],
+                ..rule("globby", "a")
+            })
+            .contains("invalid applies_to glob \"a[\" in rule globby")
+        );
+        // A custom rule names a built-in check; any other name must be a valid regex.
         let mut custom = Rule {
             match_type: "Custom".into(),
-            ..rule("x", "(not a regex")
+            applies_to: vec![" *.js ".into(), "".into()],
+            ..rule("x", "no-console-log")
         };
-        check(&mut custom).expect("custom pattern is not a regex");
+        check(&mut custom).expect("built-in check");
         assert_eq!(custom.match_type, "custom");
+        assert_eq!(custom.applies_to, ["*.js"]);
+        assert!(
+            err(Rule {
+                match_type: "custom".into(),
+                ..rule("x", "(not a regex")
+            })
+            .contains("invalid regex in rule x")
+        );
+        // The message is optional (a violation then names the pattern).
+        check(&mut Rule {
+            message: String::new(),
+            ..rule("x", "a")
+        })
+        .expect("no message");
+    }
+
+    #[tokio::test]
+    async fn replace_keeps_proposals_and_decide_moves_status() {
+        let dir = tempfile::tempdir().expect("dir");
+        let bus = Bus::new(64);
+        let mut events = bus.subscribe();
+        let store = Store::open(dir.path(), bus).expect("open");
+        store
+            .write(|tx| propose(tx, rule("pending", "TODO")))
+            .await
+            .expect("proposed");
+        let _ = events.recv().await.expect("proposed event");
+
+        let set = vec![rule("a", "x"), rule("b", "y")];
+        let n = store
+            .write(move |tx| replace(tx, "shop", set))
+            .await
+            .expect("replaced");
+        assert_eq!(n, 2);
+        let e = events.recv().await.expect("event");
+        assert_eq!(e.event.topic, "koor.rule.replaced");
+        assert_eq!(e.event.data, json!({"project": "shop", "count": 2}));
+
+        // A second PUT replaces the accepted set, the proposal stays.
+        let set = vec![rule("c", "z")];
+        store
+            .write(move |tx| replace(tx, "shop", set))
+            .await
+            .expect("replaced");
+        let all = store.read(|c| list(c, "shop")).await.expect("list");
+        let ids: Vec<(&str, &str)> = all
+            .iter()
+            .map(|r| (r.rule_id.as_str(), r.status.as_str()))
+            .collect();
+        assert_eq!(ids, [("c", ACCEPTED), ("pending", PROPOSED)]);
+        let accepted = store
+            .read(|c| list_status(c, "shop", Some(ACCEPTED)))
+            .await
+            .expect("list");
+        assert_eq!(accepted.len(), 1);
+        let proposed = store
+            .read(|c| list_all(c, Some(PROPOSED)))
+            .await
+            .expect("list");
+        assert_eq!(proposed[0].rule_id, "pending");
+        assert_eq!(
+            store.read(|c| list_all(c, None)).await.expect("all").len(),
+            2
+        );
+        let _ = events.recv().await.expect("replaced event");
+
+        let r = store
+            .write(|tx| decide(tx, "shop", "pending", ACCEPTED))
+            .await
+            .expect("accepted");
+        assert_eq!(r.status, ACCEPTED);
+        let e = events.recv().await.expect("event");
+        assert_eq!(e.event.topic, "koor.rule.accepted");
+        assert_eq!(
+            e.event.data,
+            json!({"project": "shop", "rule_id": "pending"})
+        );
+        // Deciding the same again changes nothing and says nothing.
+        store
+            .write(|tx| decide(tx, "shop", "pending", ACCEPTED))
+            .await
+            .expect("again");
+        store
+            .write(|tx| decide(tx, "shop", "pending", REJECTED))
+            .await
+            .expect("rejected");
+        let e = events.recv().await.expect("event");
+        assert_eq!(e.event.topic, "koor.rule.rejected");
+
+        let missing = store
+            .write(|tx| decide(tx, "shop", "nope", ACCEPTED))
+            .await
+            .expect_err("missing");
+        assert!(matches!(&missing, StoreError::NotFound(m) if m == "rule not found: shop/nope"));
+        store.close().await;
     }
 
     #[tokio::test]

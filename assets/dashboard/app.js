@@ -1,0 +1,420 @@
+// Koor dashboard. Plain JavaScript, no build step, nothing loaded from elsewhere.
+//
+// List-then-watch: read /api/metrics for the last event id, then the listings (state, instances,
+// rules, recent events), then follow /api/events/subscribe from that id, so nothing is missed
+// between the two and nothing shows twice. koor.* system events tell the page what changed; it
+// re-reads the affected listing. Instance heartbeats publish no event, so the instance list is
+// re-read every few seconds for the last-seen ages.
+//
+// Everything from the server is put in the page as text (textContent), never as HTML.
+
+'use strict';
+
+const TOKEN_KEY = 'koor.token';
+const MAX_EVENTS = 300;
+const POLL_MS = 5000;
+
+const app = {
+  token: sessionStorage.getItem(TOKEN_KEY) || '',
+  lastId: 0,            // highest event id shown
+  since: null,          // highest id the stream delivered (where a reconnect resumes)
+  events: new Map(),    // id -> event
+  ws: null,
+  retryMs: 1000,
+  retryTimer: null,
+  paused: false,
+  pausedQueue: [],
+  filter: '',
+  showSystem: true,
+  staleAfter: null,
+  refreshTimers: {},
+};
+
+class AuthError extends Error {}
+
+// ----- helpers -----
+
+const $ = (id) => document.getElementById(id);
+
+// h('td', {class: 'num', title: 'x'}, 'text', childNode, ...)
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k.startsWith('data-')) el.setAttribute(k, v);
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function ago(iso) {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '';
+  const s = Math.max(0, Math.round((Date.now() - t) / 1000));
+  if (s < 60) return s + 's';
+  if (s < 3600) return Math.floor(s / 60) + 'm';
+  if (s < 86400) return Math.floor(s / 3600) + 'h';
+  return Math.floor(s / 86400) + 'd';
+}
+
+function clock(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '' : d.toISOString().slice(11, 19);
+}
+
+function preview(data) {
+  if (data === undefined || data === null) return '';
+  const text = typeof data === 'string' ? data : JSON.stringify(data);
+  return text.length > 160 ? text.slice(0, 157) + '…' : text;
+}
+
+function toast(message, kind) {
+  const el = $('toast');
+  el.textContent = message;
+  el.className = 'toast ' + (kind || '');
+  el.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { el.hidden = true; }, 4000);
+}
+
+async function api(path, options) {
+  const opts = Object.assign({}, options);
+  opts.headers = Object.assign({}, opts.headers);
+  if (app.token) opts.headers.Authorization = 'Bearer ' + app.token;
+  if (opts.json !== undefined) {
+    opts.body = JSON.stringify(opts.json);
+    opts.headers['Content-Type'] = 'application/json';
+    delete opts.json;
+  }
+  const resp = await fetch(path, opts);
+  if (resp.status === 401) {
+    askToken(app.token ? 'That token was refused.' : '');
+    throw new AuthError('unauthorized');
+  }
+  const body = await resp.json().catch(() => null);
+  if (!resp.ok) throw new Error((body && body.error) || resp.status + ' ' + resp.statusText);
+  return body;
+}
+
+// Re-reads a listing soon, once, however many events asked for it.
+function refreshSoon(name, fn) {
+  if (app.refreshTimers[name]) return;
+  app.refreshTimers[name] = setTimeout(() => {
+    app.refreshTimers[name] = null;
+    fn().catch(report);
+  }, 150);
+}
+
+function report(err) {
+  if (err instanceof AuthError) return;
+  console.warn(err);
+  toast(String(err.message || err), 'bad');
+}
+
+// ----- token -----
+
+function askToken(error) {
+  setConn('auth', 'token needed');
+  const err = $('login-error');
+  err.textContent = error || '';
+  err.hidden = !error;
+  $('login').hidden = false;
+  $('token').focus();
+}
+
+$('login-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  app.token = $('token').value.trim();
+  $('token').value = '';
+  sessionStorage.setItem(TOKEN_KEY, app.token);
+  $('login').hidden = true;
+  start();
+});
+
+$('forget').addEventListener('click', () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  app.token = '';
+  if (app.ws) app.ws.close();
+  askToken('');
+});
+
+// ----- header -----
+
+function setConn(kind, text) {
+  const el = $('conn');
+  el.className = 'badge ' + kind;
+  el.textContent = text;
+  document.body.dataset.live = kind === 'live' ? '1' : '0';
+}
+
+async function loadHealth() {
+  try {
+    const resp = await fetch('/health');
+    const hdata = await resp.json();
+    const el = $('health');
+    el.className = 'badge ' + (hdata.status === 'ok' ? 'ok' : 'bad');
+    el.textContent = `${hdata.status} · up ${hdata.uptime}` + (hdata.version ? ` · v${hdata.version}` : '');
+  } catch (e) {
+    const el = $('health');
+    el.className = 'badge bad';
+    el.textContent = 'server unreachable';
+  }
+}
+
+// ----- state -----
+
+async function loadState() {
+  const keys = await api('/api/state');
+  $('count-keys').textContent = keys.length;
+  const rows = keys.map((k) => h('tr', {'data-key': k.key},
+    h('td', {class: 'key mono', title: k.key}, k.key),
+    h('td', {class: 'num'}, h('span', {class: 'version'}, 'v' + k.version)),
+    h('td', {class: 'muted', title: k.content_type}, k.content_type.replace(/^application\//, '')),
+    h('td', {class: 'num muted', 'data-ago': k.updated_at, title: k.updated_at}, ago(k.updated_at))));
+  $('state').replaceChildren(...rows);
+  $('state-empty').hidden = keys.length > 0;
+}
+
+// ----- instances -----
+
+async function loadInstances() {
+  const list = await api('/api/instances');
+  const order = {stale: 0, active: 1, pending: 2};
+  list.sort((a, b) => (order[a.status] ?? 3) - (order[b.status] ?? 3) || a.name.localeCompare(b.name));
+  const stale = list.filter((i) => i.status === 'stale').length;
+  $('count-instances').textContent = list.length;
+  $('count-stale').textContent = stale;
+  const rows = list.map((i) => h('tr', {class: i.status === 'stale' ? 'stale' : '', 'data-instance': i.id},
+    h('td', {}, h('span', {class: 'pill ' + i.status}, i.status === 'stale' ? '⚠ stale' : i.status)),
+    h('td', {class: 'strong', title: i.id}, i.name),
+    h('td', {class: 'muted ellipsis', title: [i.workspace, i.intent].filter(Boolean).join(' · ')},
+      [i.workspace, i.intent].filter(Boolean).join(' · ') || '—'),
+    h('td', {class: 'num muted', 'data-ago': i.last_seen, title: i.last_seen}, ago(i.last_seen))));
+  $('instances').replaceChildren(...rows);
+  $('instances-empty').hidden = list.length > 0;
+}
+
+// ----- rule proposals -----
+
+async function loadProposals() {
+  const body = await api('/api/rules?status=proposed');
+  const rules = body.rules || [];
+  $('count-proposals').textContent = rules.length;
+  const cards = rules.map((r) => {
+    const id = r.project + '/' + r.rule_id;
+    const meta = [r.proposed_by && 'by ' + r.proposed_by,
+      (r.applies_to || []).length ? 'files ' + r.applies_to.join(', ') : null,
+      r.stack ? 'stack ' + r.stack : null,
+      r.context].filter(Boolean).join(' · ');
+    return h('li', {class: 'card', 'data-rule': id},
+      h('div', {class: 'card-head'},
+        h('span', {class: 'rule-id mono'}, id),
+        h('span', {class: 'pill ' + r.severity}, r.severity),
+        h('span', {class: 'pill'}, r.match_type),
+        h('span', {class: 'actions'},
+          h('button', {type: 'button', class: 'primary small', 'data-decide': 'accept', 'data-project': r.project, 'data-rule-id': r.rule_id}, 'Accept'),
+          h('button', {type: 'button', class: 'secondary small', 'data-decide': 'reject', 'data-project': r.project, 'data-rule-id': r.rule_id}, 'Reject'))),
+      h('div', {class: 'rule-body'},
+        h('code', {class: 'pattern', title: 'pattern'}, r.pattern),
+        r.message ? h('span', {class: 'message'}, r.message) : null),
+      meta ? h('p', {class: 'meta muted'}, meta) : null);
+  });
+  $('proposals').replaceChildren(...cards);
+  $('proposals-empty').hidden = rules.length > 0;
+}
+
+$('proposals').addEventListener('click', async (ev) => {
+  const btn = ev.target.closest('button[data-decide]');
+  if (!btn) return;
+  const {decide, project, ruleId} = btn.dataset;
+  const card = btn.closest('.card');
+  card.querySelectorAll('button').forEach((b) => { b.disabled = true; });
+  try {
+    const path = `/api/rules/${encodeURIComponent(project)}/${encodeURIComponent(ruleId)}/${decide}`;
+    const res = await api(path, {method: 'POST'});
+    toast(`${project}/${ruleId} ${res.status}`, 'good');
+    await loadProposals();
+  } catch (err) {
+    card.querySelectorAll('button').forEach((b) => { b.disabled = false; });
+    report(err);
+  }
+});
+
+// ----- events -----
+
+function isSystem(e) { return e.topic === 'koor' || e.topic.startsWith('koor.'); }
+
+function visible(e) {
+  if (!app.showSystem && isSystem(e)) return false;
+  if (!app.filter) return true;
+  const f = app.filter.toLowerCase();
+  return e.topic.toLowerCase().includes(f) || preview(e.data).toLowerCase().includes(f)
+    || (e.source || '').toLowerCase().includes(f);
+}
+
+function eventRow(e) {
+  return h('li', {class: 'event' + (isSystem(e) ? ' system' : ''), 'data-id': e.id, 'data-topic': e.topic},
+    h('span', {class: 'time mono', title: e.created_at}, clock(e.created_at)),
+    h('span', {class: 'id mono'}, '#' + e.id),
+    h('span', {class: 'topic mono'}, e.topic),
+    h('span', {class: 'source muted'}, e.source || ''),
+    h('span', {class: 'data mono', title: preview(e.data)}, preview(e.data)));
+}
+
+function renderEvents() {
+  const list = [...app.events.values()].filter(visible).sort((a, b) => b.id - a.id);
+  $('events').replaceChildren(...list.map(eventRow));
+  $('events-empty').hidden = list.length > 0;
+}
+
+function trimEvents() {
+  if (app.events.size <= MAX_EVENTS) return;
+  const ids = [...app.events.keys()].sort((a, b) => a - b);
+  for (const id of ids.slice(0, ids.length - MAX_EVENTS)) app.events.delete(id);
+}
+
+// A live event: shown at the top, and the listing it concerns is re-read.
+function onEvent(e) {
+  if (typeof e.id !== 'number') return;
+  if (app.since === null || e.id > app.since) app.since = e.id;
+  if (app.events.has(e.id)) return;
+  if (e.id > app.lastId) app.lastId = e.id;
+  $('count-last-id').textContent = app.lastId;
+  if (e.topic.startsWith('koor.state.')) refreshSoon('state', loadState);
+  else if (e.topic.startsWith('koor.instance.')) refreshSoon('instances', loadInstances);
+  else if (e.topic.startsWith('koor.rule.')) refreshSoon('rules', loadProposals);
+  if (app.paused) { app.pausedQueue.push(e); return; }
+  app.events.set(e.id, e);
+  const list = $('events');
+  if (visible(e)) {
+    const row = eventRow(e);
+    row.classList.add('fresh');
+    // Newest first; an event older than the top one (a replay) goes through a full render.
+    const top = list.firstElementChild;
+    if (!top || Number(top.dataset.id) < e.id) list.prepend(row); else renderEvents();
+    $('events-empty').hidden = true;
+  }
+  if (app.events.size > MAX_EVENTS) { trimEvents(); renderEvents(); }
+}
+
+async function loadHistory() {
+  const [user, system] = await Promise.all([
+    api('/api/events/history?last=100'),
+    api('/api/events/history?last=100&topic=' + encodeURIComponent('koor.**')),
+  ]);
+  for (const e of [...user, ...system]) {
+    app.events.set(e.id, e);
+    if (e.id > app.lastId) app.lastId = e.id;
+  }
+  trimEvents();
+  renderEvents();
+}
+
+$('event-filter').addEventListener('input', (ev) => { app.filter = ev.target.value.trim(); renderEvents(); });
+$('show-system').addEventListener('change', (ev) => { app.showSystem = ev.target.checked; renderEvents(); });
+$('pause').addEventListener('click', () => {
+  app.paused = !app.paused;
+  $('pause').textContent = app.paused ? `resume (${app.pausedQueue.length})` : 'pause';
+  $('pause').classList.toggle('active', app.paused);
+  if (!app.paused) {
+    const queued = app.pausedQueue.splice(0);
+    for (const e of queued) app.events.set(e.id, e);
+    trimEvents();
+    renderEvents();
+  }
+});
+
+// ----- the event stream -----
+
+function connect() {
+  clearTimeout(app.retryTimer);
+  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+  const params = new URLSearchParams();
+  params.append('pattern', '*');
+  params.append('pattern', 'koor.**');
+  params.append('since', String(app.since || 0));
+  if (app.token) params.append('token', app.token);
+  const ws = new WebSocket(`${proto}://${location.host}/api/events/subscribe?${params}`);
+  app.ws = ws;
+  ws.onopen = () => {
+    app.retryMs = 1000;
+    setConn('live', '● live');
+  };
+  ws.onmessage = (msg) => {
+    try { onEvent(JSON.parse(msg.data)); } catch (err) { console.warn('bad frame', err); }
+  };
+  ws.onclose = (ev) => {
+    if (app.ws !== ws) return;
+    app.ws = null;
+    // A lag close names the last id delivered: resume after it.
+    const m = /last_id=(\d+)/.exec(ev.reason || '');
+    if (m) app.since = Math.max(app.since || 0, Number(m[1]));
+    const wait = app.retryMs;
+    app.retryMs = Math.min(app.retryMs * 2, 10000);
+    setConn('down', `↻ reconnecting in ${Math.round(wait / 1000)}s`);
+    app.retryTimer = setTimeout(reconnect, wait);
+  };
+}
+
+// After a drop: re-read everything (the server may have restarted), then follow again.
+async function reconnect() {
+  try {
+    await loadAll();
+    connect();
+  } catch (err) {
+    if (err instanceof AuthError) return;
+    const wait = app.retryMs;
+    app.retryMs = Math.min(app.retryMs * 2, 10000);
+    setConn('down', `↻ server unreachable, retry in ${Math.round(wait / 1000)}s`);
+    app.retryTimer = setTimeout(reconnect, wait);
+  }
+}
+
+// Reads every listing. The stream then starts after the server's last event id (first time), or
+// after the last event it delivered (a reconnect), so no event is missed or shown twice.
+async function loadAll() {
+  const metrics = await api('/api/metrics');
+  const serverLast = metrics.last_event_id || 0;
+  if (app.since === null || serverLast < app.since) {
+    // First load, or event ids went backwards (another or a wiped server): start over.
+    app.events.clear();
+    app.lastId = 0;
+    app.since = serverLast;
+  }
+  app.lastId = Math.max(app.lastId, serverLast);
+  $('count-last-id').textContent = app.lastId;
+  await Promise.all([loadState(), loadInstances(), loadProposals(), loadHistory(), loadHealth()]);
+}
+
+async function start() {
+  $('host').textContent = location.host;
+  $('forget').hidden = !app.token;
+  setConn('down', 'connecting…');
+  try {
+    await loadAll();
+    document.body.dataset.ready = '1';
+    connect();
+  } catch (err) {
+    if (err instanceof AuthError) return;
+    report(err);
+    app.retryTimer = setTimeout(reconnect, app.retryMs);
+  }
+}
+
+// Ages tick every second; instances (heartbeats publish no event) and health every few seconds.
+setInterval(() => {
+  for (const el of document.querySelectorAll('[data-ago]')) el.textContent = ago(el.dataset.ago);
+}, 1000);
+setInterval(() => {
+  if (document.hidden || !app.ws) return;
+  loadInstances().catch(report);
+  loadHealth();
+}, POLL_MS);
+
+start();
