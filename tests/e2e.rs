@@ -20,3 +20,5 @@ mod instances;
 mod mcp;
 // Validation rules: every match type, globs, stacks, proposals over REST and MCP, bad input.
 mod rules;
+// The web dashboard: its listener, and the page in headless Chromium (skipped without it unless CI).
+mod dashboard;

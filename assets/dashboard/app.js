@@ -258,13 +258,32 @@ function visible(e) {
     || (e.source || '').toLowerCase().includes(f);
 }
 
+// System events carry small data (key, version, id, ...): shown as `key=value` pairs, the
+// identifying ones first. Other events show their JSON.
+const SUMMARY_FIRST = ['key', 'project', 'name', 'rule_id', 'version', 'status', 'count', 'id'];
+function summary(e) {
+  const d = e.data;
+  if (!isSystem(e) || !d || typeof d !== 'object' || Array.isArray(d)) return preview(d);
+  const keys = Object.keys(d).filter((k) => k !== 'hash' && k !== 'content_type');
+  keys.sort((a, b) => {
+    const ia = SUMMARY_FIRST.indexOf(a), ib = SUMMARY_FIRST.indexOf(b);
+    return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
+  });
+  const text = keys.map((k) => {
+    let v = d[k];
+    if (k === 'id' && typeof v === 'string' && v.length > 12) v = v.slice(0, 8);
+    return k + '=' + (typeof v === 'string' ? v : JSON.stringify(v));
+  }).join('  ');
+  return text.length > 160 ? text.slice(0, 157) + '…' : text;
+}
+
 function eventRow(e) {
   return h('li', {class: 'event' + (isSystem(e) ? ' system' : ''), 'data-id': e.id, 'data-topic': e.topic},
     h('span', {class: 'time mono', title: e.created_at}, clock(e.created_at)),
     h('span', {class: 'id mono'}, '#' + e.id),
     h('span', {class: 'topic mono'}, e.topic),
     h('span', {class: 'source muted'}, e.source || ''),
-    h('span', {class: 'data mono', title: preview(e.data)}, preview(e.data)));
+    h('span', {class: 'data mono', title: preview(e.data)}, summary(e)));
 }
 
 function renderEvents() {

@@ -10,5 +10,6 @@ mod errors;
 mod events;
 mod instances;
 mod misc;
+mod rules;
 mod specs;
 mod state;
