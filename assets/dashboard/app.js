@@ -190,6 +190,7 @@ async function loadInstances() {
   const stale = list.filter((i) => i.status === 'stale').length;
   $('count-instances').textContent = list.length;
   $('count-stale').textContent = stale;
+  $('count-stale').parentElement.classList.toggle('zero', stale === 0);
   const rows = list.map((i) => h('tr', {class: i.status === 'stale' ? 'stale' : '', 'data-instance': i.id},
     h('td', {}, h('span', {class: 'pill ' + i.status}, i.status === 'stale' ? '⚠ stale' : i.status)),
     h('td', {class: 'strong', title: i.id}, i.name),
@@ -206,6 +207,7 @@ async function loadProposals() {
   const body = await api('/api/rules?status=proposed');
   const rules = body.rules || [];
   $('count-proposals').textContent = rules.length;
+  $('count-proposals').parentElement.classList.toggle('zero', rules.length === 0);
   const cards = rules.map((r) => {
     const id = r.project + '/' + r.rule_id;
     const meta = [r.proposed_by && 'by ' + r.proposed_by,
