@@ -232,3 +232,81 @@ fn an_empty_log_dir_turns_log_files_off() {
         "no log directory was made"
     );
 }
+
+/// No acknowledged write is lost when the server is killed with SIGKILL in the middle of a load.
+#[test]
+fn sigkill_under_load_loses_no_acknowledged_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, _stderr, line) =
+        start(server(dir.path()).args(["--bind", "127.0.0.1:0", "--dashboard-bind", ""]));
+    let base = field(&line, "api").to_owned();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let acked: Vec<(String, i64, String)> = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let mut writers = Vec::new();
+        for w in 0..8 {
+            let (client, base) = (client.clone(), base.clone());
+            writers.push(tokio::spawn(async move {
+                // The last write the server acknowledged for this writer's key.
+                let mut last: Option<(String, i64, String)> = None;
+                for n in 0..5000 {
+                    let key = format!("crash/w{w}");
+                    let sent = client
+                        .put(format!("{base}/api/state/{key}"))
+                        .body(format!("{{\"w\":{w},\"n\":{n}}}"))
+                        .send()
+                        .await;
+                    let Ok(resp) = sent else { break };
+                    let Ok(body) = resp.json::<serde_json::Value>().await else {
+                        break;
+                    };
+                    let (Some(v), Some(h)) = (body["version"].as_i64(), body["hash"].as_str())
+                    else {
+                        break;
+                    };
+                    last = Some((key, v, h.to_owned()));
+                }
+                last
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        // SIGKILL: no shutdown path runs.
+        child.kill().expect("kill");
+        let _ = child.wait();
+        let mut acked = Vec::new();
+        for w in writers {
+            acked.extend(w.await.expect("writer"));
+        }
+        acked
+    });
+    assert!(
+        !acked.is_empty(),
+        "some writes were acknowledged before the kill"
+    );
+
+    let (mut child, _stderr, line) =
+        start(server(dir.path()).args(["--bind", "127.0.0.1:0", "--dashboard-bind", ""]));
+    let base = field(&line, "api").to_owned();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        for (key, version, hash) in &acked {
+            let resp = client
+                .get(format!("{base}/api/state/{key}?version={version}"))
+                .send()
+                .await
+                .expect("get");
+            assert_eq!(
+                resp.status(),
+                200,
+                "acknowledged version {version} of {key} is gone"
+            );
+            let stored = koor_shared::ContentHash::of(&resp.bytes().await.expect("body"));
+            assert_eq!(
+                stored.as_str(),
+                hash,
+                "acknowledged value of {key} v{version} changed"
+            );
+        }
+    });
+    terminate(&mut child);
+}
