@@ -579,6 +579,7 @@ fn get_endpoints(app: &App, headers: &HeaderMap) -> Value {
             "instance_activate": "POST /api/instances/{id}/activate",
             "validate": "POST /api/validate/{project}",
             "rules_list": "GET /api/validate/{project}/rules",
+            "rules_propose": "POST /api/rules/propose",
         },
         "cli": {
             "setup": setup,
@@ -589,6 +590,7 @@ fn get_endpoints(app: &App, headers: &HeaderMap) -> Value {
             "events_publish": "koor-cli events publish TOPIC --data JSON",
             "events_subscribe": "koor-cli events subscribe PATTERN",
             "heartbeat": "koor-cli instances heartbeat ID",
+            "validate": "koor-cli validate PROJECT --file FILE (exit 8 on errors)",
         },
         "message": format!(
             "Move data through REST or koor-cli, not MCP, to keep your context small. Values are \
