@@ -259,6 +259,7 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
                 app.events.push(ev);
             }
             app.events.follow_to_end(app.page());
+            app.projects.extend(snap.projects);
             for p in &app.projects {
                 cmds.push(Command::FetchSpecs(p.clone()));
             }

@@ -50,6 +50,8 @@ pub struct Snapshot {
     pub since: i64,
     /// The server's event ids went backwards (a new data dir): drop the events shown so far.
     pub reset: bool,
+    /// Projects that have specs (`GET /api/specs`; empty from a server without that route).
+    pub projects: Vec<String>,
 }
 
 /// A state key's or spec's details, loaded on Enter.

@@ -139,8 +139,13 @@ impl EventWatch {
             self.resume = None;
         }
         let all = InstanceFilter::default();
-        let (state, instances) = tokio::join!(client.state_list(), client.instances(&all));
+        let (state, instances, projects) = tokio::join!(
+            client.state_list(),
+            client.instances(&all),
+            client.spec_projects()
+        );
         let (state, instances) = (state?, instances?);
+        let projects = projects.unwrap_or_default();
         let recent = match self.resume {
             None => recent_events(client, snapshot_id).await,
             Some(_) => Vec::new(),
@@ -155,6 +160,7 @@ impl EventWatch {
                 recent,
                 since,
                 reset,
+                projects,
             })),
         )
         .await?;

@@ -361,6 +361,19 @@ impl Client {
             .await
     }
 
+    /// (ext) The projects that have specs.
+    pub async fn spec_projects(&self) -> Result<Vec<String>, ClientError> {
+        let v: serde_json::Value = self.get("/api/specs").await?;
+        Ok(v["projects"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p["project"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     pub async fn spec_get(&self, project: &str, name: &str) -> Result<RawValue, ClientError> {
         let path = format!("/api/specs/{}/{}", encode_key(project), encode_key(name));
         self.raw(self.request(Method::GET, &path)).await

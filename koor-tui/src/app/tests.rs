@@ -88,6 +88,7 @@ pub fn connected() -> App {
         ],
         since: 10,
         reset: false,
+        projects: vec!["docs".into()],
     };
     update(&mut app, Msg::Net(Net::Snapshot(Box::new(snap))));
     update(&mut app, Msg::Net(Net::Conn(Conn::Connected)));
@@ -565,6 +566,7 @@ fn scrolling_keeps_the_selection_visible() {
             recent: vec![],
             since: 10,
             reset: false,
+            projects: vec![],
         }))),
     );
     let page = app.page();
@@ -593,6 +595,7 @@ fn a_server_with_a_new_history_starts_the_event_list_over() {
         recent: vec![ev(1, "fresh.start", json!({}))],
         since: 1,
         reset: true,
+        projects: vec![],
     };
     update(&mut app, net(Net::Snapshot(Box::new(snap))));
     let ids: Vec<i64> = app.events.visible().iter().map(|e| e.id).collect();
@@ -603,4 +606,30 @@ fn a_server_with_a_new_history_starts_the_event_list_over() {
     );
     assert_eq!(app.events.last_id(), 2);
     assert!(app.state.keys.is_empty());
+}
+
+#[test]
+fn spec_projects_from_the_snapshot_are_fetched() {
+    let mut app = connected();
+    let cmds = update(
+        &mut app,
+        net(Net::Snapshot(Box::new(Snapshot {
+            metrics: metrics(10),
+            state: vec![],
+            instances: vec![],
+            recent: vec![],
+            since: 10,
+            reset: false,
+            projects: vec!["web".into()],
+        }))),
+    );
+    assert!(app.projects.contains("web"));
+    assert!(
+        cmds.contains(&Command::FetchSpecs("web".into())),
+        "{cmds:?}"
+    );
+    assert!(
+        cmds.contains(&Command::FetchSpecs("docs".into())),
+        "{cmds:?}"
+    );
 }
