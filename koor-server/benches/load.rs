@@ -46,24 +46,23 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn koor-server");
-        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if stderr.read_line(&mut line).expect("read") == 0 {
-                panic!("koor-server exited: {:?}", child.wait());
-            }
-            if line.contains("koor-server started") {
-                break;
-            }
-        }
         // Keep draining its logs so the server never blocks on a full pipe.
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
         std::thread::spawn(move || {
             let mut sink = String::new();
             while stderr.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
                 sink.clear();
             }
         });
+        // Ready once it accepts connections (bounded wait).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&bind).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("koor-server exited: {status}");
+            }
+            assert!(Instant::now() < deadline, "koor-server did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Server {
             child,
             base: format!("http://{bind}"),
