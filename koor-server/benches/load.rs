@@ -60,7 +60,10 @@ impl Server {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("koor-server exited: {status}");
             }
-            assert!(Instant::now() < deadline, "koor-server did not start listening");
+            assert!(
+                Instant::now() < deadline,
+                "koor-server did not start listening"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Server {
