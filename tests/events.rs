@@ -63,6 +63,13 @@ async fn publish_and_history() {
     assert_eq!(topics, ["api.other", "api.change"], "api.* is one segment");
     let deep = json(s.get("/api/events/history?topic=api.**").await, 200).await;
     assert_eq!(deep.as_array().expect("array").len(), 3);
+    let exact = json(s.get("/api/events/history?topic=api.change").await, 200).await;
+    assert_eq!(
+        exact.as_array().expect("array").len(),
+        1,
+        "a literal topic: {exact}"
+    );
+    assert_eq!(exact[0]["topic"], "api.change");
     let two = json(s.get("/api/events/history?last=2").await, 200).await;
     assert_eq!(two.as_array().expect("array").len(), 2);
     let src = json(s.get("/api/events/history?source=agent-a").await, 200).await;

@@ -67,17 +67,22 @@ pub struct HistoryFilter {
 }
 
 impl HistoryFilter {
-    fn matches(&self, e: &Event) -> bool {
-        self.patterns.as_ref().is_none_or(|p| p.matches(&e.topic))
-            && self.source.as_deref().is_none_or(|s| s == e.source)
-            && self
-                .from
-                .as_deref()
-                .is_none_or(|f| e.created_at.as_str() >= f)
-            && self
-                .to
-                .as_deref()
-                .is_none_or(|t| e.created_at.as_str() <= t)
+    fn matches_parts(&self, topic: &str, source: &str, created_at: &str) -> bool {
+        self.patterns.as_ref().is_none_or(|p| p.matches(topic))
+            && self.source.as_deref().is_none_or(|s| s == source)
+            && self.from.as_deref().is_none_or(|f| created_at >= f)
+            && self.to.as_deref().is_none_or(|t| created_at <= t)
+    }
+
+    /// The one literal topic the patterns name, if that is all they name.
+    fn exact_topic(&self) -> Option<&str> {
+        match self.patterns.as_ref()?.patterns() {
+            [one] => {
+                let p = one.as_str();
+                (!p.contains(['*', '?', '[', '\\'])).then_some(p)
+            }
+            _ => None,
+        }
     }
 
     /// A SQL range that every topic matching the patterns falls in, when the patterns share a
@@ -116,6 +121,9 @@ pub fn after(
     scan(conn, filter, limit, Some(since))
 }
 
+/// Rows of a PK-ordered scan looked at before a narrowed query falls back to the topic index.
+const SCAN_BUDGET: usize = 4000;
+
 fn scan(
     conn: &Connection,
     filter: &HistoryFilter,
@@ -125,32 +133,68 @@ fn scan(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let (lo, hi) = filter
-        .topic_range()
-        .unwrap_or_else(|| (String::new(), "\u{10FFFF}".to_owned()));
-    let sql = match since {
-        Some(_) => {
-            "SELECT id, topic, data, source, created_at FROM events
-             WHERE id > ?1 AND topic >= ?2 AND topic < ?3 ORDER BY id ASC"
+    let dir = if since.is_some() { "ASC" } else { "DESC" };
+    let after = since.unwrap_or(0);
+    let by_id = format!("WHERE id > ?1 ORDER BY id {dir}");
+    // One literal topic: the (topic, id) index yields exactly its events, already in order.
+    if let Some(topic) = filter.exact_topic() {
+        let sql = format!("WHERE id > ?1 AND topic = ?2 ORDER BY id {dir}");
+        return Ok(run(conn, &sql, params![after, topic], filter, limit, None)?.0);
+    }
+    match filter.topic_range() {
+        // A literal first segment: common topics are found fastest walking ids from the end;
+        // rare ones through the index range (which then needs a sort), so try the first briefly.
+        Some((lo, hi)) => {
+            let (found, exhausted) = run(
+                conn,
+                &by_id,
+                params![after],
+                filter,
+                limit,
+                Some(SCAN_BUDGET),
+            )?;
+            if found.len() >= limit || exhausted {
+                return Ok(found);
+            }
+            let sql = format!("WHERE id > ?1 AND topic >= ?2 AND topic < ?3 ORDER BY id {dir}");
+            Ok(run(conn, &sql, params![after, lo, hi], filter, limit, None)?.0)
         }
-        None => {
-            "SELECT id, topic, data, source, created_at FROM events
-             WHERE id > ?1 AND topic >= ?2 AND topic < ?3 ORDER BY id DESC"
-        }
-    };
-    let mut stmt = conn.prepare_cached(sql)?;
-    let mut rows = stmt.query(params![since.unwrap_or(0), lo, hi])?;
+        None => Ok(run(conn, &by_id, params![after], filter, limit, None)?.0),
+    }
+}
+
+/// Runs `SELECT … FROM events <tail>` and keeps matching events until `limit`. With a `budget`,
+/// stops after that many rows. Returns the events and whether the rows ran out.
+fn run(
+    conn: &Connection,
+    tail: &str,
+    args: impl rusqlite::Params,
+    filter: &HistoryFilter,
+    limit: usize,
+    budget: Option<usize>,
+) -> Result<(Vec<Event>, bool)> {
+    let sql = format!("SELECT id, topic, data, source, created_at FROM events {tail}");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(args)?;
     let mut out = Vec::new();
+    let mut seen = 0usize;
     while let Some(row) = rows.next()? {
-        let event = row_to_event(row)?;
-        if filter.matches(&event) {
-            out.push(event);
+        seen += 1;
+        // Filter on the cheap columns before parsing the data.
+        let topic: String = row.get(1)?;
+        let source: String = row.get(3)?;
+        let created_at: String = row.get(4)?;
+        if filter.matches_parts(&topic, &source, &created_at) {
+            out.push(row_to_event(row)?);
             if out.len() >= limit {
-                break;
+                return Ok((out, false));
             }
         }
+        if budget.is_some_and(|b| seen >= b) {
+            return Ok((out, false));
+        }
     }
-    Ok(out)
+    Ok((out, true))
 }
 
 /// The oldest retained id, if any event is retained.
