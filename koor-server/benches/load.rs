@@ -7,6 +7,7 @@
 //! cargo bench -p koor-server --bench load -- idle          # RSS idle and with 1,000 idle subscribers
 //! cargo bench -p koor-server --bench load -- history       # history query at 100k retained events
 //! cargo bench -p koor-server --bench load -- keys 100000   # GET/PUT latency at 1k vs N keys
+//! cargo bench -p koor-server --bench load -- http,events    # several in one run
 //! ```
 //!
 //! Throughput uses `wrk` (Debian package `wrk`) as the load generator, so the client costs little
@@ -114,20 +115,22 @@ async fn main() {
         .filter(|a| a != "--bench")
         .collect();
     let what = args.first().map(String::as_str).unwrap_or("all");
+    // Several modes in one run: `http,events`.
+    let wants = |mode: &str| what == "all" || what.split(',').any(|w| w == mode);
     println!("koor-server load benchmark ({what}); release build, loopback only\n");
-    if matches!(what, "all" | "http") {
+    if wants("http") {
         http().await;
     }
-    if matches!(what, "all" | "events") {
+    if wants("events") {
         events().await;
     }
-    if matches!(what, "all" | "idle") {
+    if wants("idle") {
         idle().await;
     }
-    if matches!(what, "all" | "history") {
+    if wants("history") {
         history().await;
     }
-    if matches!(what, "all" | "keys") {
+    if wants("keys") {
         let n = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
         keys(n).await;
     }
