@@ -223,6 +223,17 @@ async fn keys_with_slashes_encoding_and_content_types() {
     )
     .await;
     assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    // Header names go out in title case, as the original's did (`curl -v … | grep X-Koor-Version`).
+    let raw = raw_http(
+        s.running.addr,
+        "GET /api/state/../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(raw.contains("\r\nX-Koor-Version: 1\r\n"), "{raw}");
+    assert!(
+        raw.contains("\r\nContent-Type: application/json\r\n"),
+        "{raw}"
+    );
     let list = json(s.get("/api/state").await, 200).await;
     assert!(
         list.as_array()

@@ -19,6 +19,7 @@ pub mod bus;
 pub mod config;
 pub mod instances;
 pub mod logging;
+mod serve;
 pub mod store;
 pub mod validate;
 
@@ -116,18 +117,10 @@ pub async fn run(
         );
     }
     let background = tokio::spawn(background(app.clone()));
-    let routes = api::routes(app.clone());
-    let api_server = warp::serve(routes.clone())
-        .incoming(api)
-        .graceful(app.stopping())
-        .run();
+    let api_server = serve::serve(api, api::routes(app.clone()), app.stopping());
     let dashboard_server = async {
         if let Some(listener) = dashboard {
-            warp::serve(api::dashboard_routes(app.clone()))
-                .incoming(listener)
-                .graceful(app.stopping())
-                .run()
-                .await;
+            serve::serve(listener, api::dashboard_routes(app.clone()), app.stopping()).await;
         }
     };
     let servers = futures_util::future::join(api_server, dashboard_server);
