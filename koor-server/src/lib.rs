@@ -242,68 +242,53 @@ pub async fn spawn(config: Config) -> Result<Running, OpenError> {
 /// it, as an IDE that keeps its configured URL sees a restart).
 pub async fn spawn_on(config: Config, listener: TcpListener) -> Result<Running, OpenError> {
     let app = open(config, LogRing::new(logging::RING_CAPACITY))?;
-    let addr = listener.local_addr().map_err(|e| OpenError::Database {
-        path: app.store.path().to_owned(),
-        reason: e.to_string(),
-    })?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run(app.clone(), listener, None, async move {
-        let _ = stopped.await;
-    }));
-    Ok(Running {
-        addr,
-        dashboard: None,
-        app,
-        stop: Some(stop),
-        task,
-    })
+    start(app, listener, None)
 }
 
 /// Like [`spawn`], with the log ring the process's tracing layer feeds.
 pub async fn spawn_with_logs(config: Config, logs: Arc<LogRing>) -> Result<Running, OpenError> {
     let app = open(config, logs)?;
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| OpenError::Database {
-            path: app.store.path().to_owned(),
-            reason: format!("cannot bind a loopback port: {e}"),
-        })?;
-    let addr = listener.local_addr().map_err(|e| OpenError::Database {
-        path: app.store.path().to_owned(),
-        reason: e.to_string(),
-    })?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run(app.clone(), listener, None, async move {
-        let _ = stopped.await;
-    }));
-    Ok(Running {
-        addr,
-        dashboard: None,
-        app,
-        stop: Some(stop),
-        task,
-    })
+    let api = bind_loopback(&app).await?;
+    start(app, api, None)
 }
 
 /// Like [`spawn`], with the dashboard listener too, on a second ephemeral loopback port
 /// ([`Running::dashboard_url`]).
 pub async fn spawn_with_dashboard(config: Config) -> Result<Running, OpenError> {
     let app = open(config, LogRing::new(logging::RING_CAPACITY))?;
-    let bind_err = |e: std::io::Error| OpenError::Database {
+    let api = bind_loopback(&app).await?;
+    let dashboard = bind_loopback(&app).await?;
+    start(app, api, Some(dashboard))
+}
+
+async fn bind_loopback(app: &App) -> Result<TcpListener, OpenError> {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| OpenError::Database {
+            path: app.store.path().to_owned(),
+            reason: format!("cannot bind a loopback port: {e}"),
+        })
+}
+
+/// Runs `app` on the listeners in a task, stopped by [`Running::stop`].
+fn start(app: App, api: TcpListener, dashboard: Option<TcpListener>) -> Result<Running, OpenError> {
+    let addr_err = |e: std::io::Error| OpenError::Database {
         path: app.store.path().to_owned(),
-        reason: format!("cannot bind a loopback port: {e}"),
+        reason: e.to_string(),
     };
-    let api = TcpListener::bind("127.0.0.1:0").await.map_err(bind_err)?;
-    let dashboard = TcpListener::bind("127.0.0.1:0").await.map_err(bind_err)?;
-    let addr = api.local_addr().map_err(bind_err)?;
-    let dashboard_addr = dashboard.local_addr().map_err(bind_err)?;
+    let addr = api.local_addr().map_err(addr_err)?;
+    let dashboard_addr = dashboard
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()
+        .map_err(addr_err)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(run(app.clone(), api, Some(dashboard), async move {
+    let task = tokio::spawn(run(app.clone(), api, dashboard, async move {
         let _ = stopped.await;
     }));
     Ok(Running {
         addr,
-        dashboard: Some(dashboard_addr),
+        dashboard: dashboard_addr,
         app,
         stop: Some(stop),
         task,

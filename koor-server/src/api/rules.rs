@@ -91,19 +91,7 @@ async fn validate_route(
         ([project], Method::POST) => run_validation(&app, project, &body).await,
         ([_], m) => Err(method_not_allowed(&m, "/api/validate/{project}", "POST")),
         ([project, "rules"], Method::GET | Method::HEAD) => {
-            let status = status_filter(&q, Some(ACCEPTED))?;
-            let project = (*project).to_owned();
-            let rules = app
-                .store
-                .read({
-                    let project = project.clone();
-                    move |c| rules::list_status(c, &project, status.as_deref())
-                })
-                .await?;
-            Ok(ok(&RuleList {
-                project: Some(project),
-                rules,
-            }))
+            list_project(&app, project, status_filter(&q, Some(ACCEPTED))?).await
         }
         ([project, "rules"], Method::PUT) => put_rules(&app, project, &body).await,
         ([_, "rules"], m) => Err(method_not_allowed(
@@ -139,19 +127,7 @@ async fn rules_route(
         ([], m) => Err(method_not_allowed(&m, "/api/rules", "GET")),
         (["propose"], Method::POST) => propose(&app, &body).await,
         ([project], Method::GET | Method::HEAD) => {
-            let status = status_filter(&q, None)?;
-            let project = (*project).to_owned();
-            let rules = app
-                .store
-                .read({
-                    let project = project.clone();
-                    move |c| rules::list_status(c, &project, status.as_deref())
-                })
-                .await?;
-            Ok(ok(&RuleList {
-                project: Some(project),
-                rules,
-            }))
+            list_project(&app, project, status_filter(&q, None)?).await
         }
         (["propose"], m) => Err(method_not_allowed(&m, "/api/rules/propose", "POST")),
         ([_], m) => Err(method_not_allowed(&m, "/api/rules/{project}", "GET")),
@@ -305,5 +281,22 @@ async fn run_validation(app: &App, project: &str, body: &Bytes) -> Result<Respon
         violations: outcome.violations,
         count,
         truncated: outcome.truncated,
+    }))
+}
+
+/// A project's rules with `status` (`None` = all), as `{"project","rules"}`.
+async fn list_project(
+    app: &App,
+    project: &str,
+    status: Option<String>,
+) -> Result<Response, ApiError> {
+    let p = project.to_owned();
+    let rules = app
+        .store
+        .read(move |c| rules::list_status(c, &p, status.as_deref()))
+        .await?;
+    Ok(ok(&RuleList {
+        project: Some(project.to_owned()),
+        rules,
     }))
 }
