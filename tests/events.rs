@@ -371,6 +371,26 @@ async fn websockets_need_the_token_and_a_loopback_origin() {
         .err(),
         Some(403)
     );
+    for sneaky in [
+        "http://127.0.0.1.evil.example",
+        "http://127.attacker.example:9",
+        "http://localhost.evil.example",
+    ] {
+        assert_eq!(
+            ws_connect(&s, "/api/events/subscribe", &[("origin", sneaky)])
+                .await
+                .err(),
+            Some(403),
+            "{sneaky}"
+        );
+    }
+    ws_connect(
+        &s,
+        "/api/events/subscribe",
+        &[("origin", "http://[::1]:8080")],
+    )
+    .await
+    .expect("ipv6 loopback origin");
     ws_connect(
         &s,
         "/api/events/subscribe",

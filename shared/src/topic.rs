@@ -33,12 +33,20 @@ pub enum TopicError {
     Reserved(String),
     #[error("topic contains a wildcard or control character: {0}")]
     BadCharacter(String),
+    #[error("topic is longer than {MAX_TOPIC_BYTES} bytes")]
+    TooLong,
 }
+
+/// Longest topic a client may publish.
+pub const MAX_TOPIC_BYTES: usize = 512;
 
 /// Checks a topic a client wants to publish to.
 pub fn validate_publish_topic(topic: &str) -> Result<(), TopicError> {
     if topic.is_empty() {
         return Err(TopicError::Empty);
+    }
+    if topic.len() > MAX_TOPIC_BYTES {
+        return Err(TopicError::TooLong);
     }
     if topic.split('.').any(str::is_empty) {
         return Err(TopicError::EmptySegment(topic.to_owned()));
@@ -129,19 +137,30 @@ impl PatternSet {
     }
 }
 
+/// Segment-wise match in O(pattern × topic) time, however many `**` the pattern has:
+/// `reach[j]` says whether the pattern read so far can end just before topic segment `j`.
 fn match_segments(pattern: &[String], topic: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => topic.is_empty(),
-        Some((first, rest)) if first == "**" => {
-            (0..=topic.len()).any(|skip| match_segments(rest, &topic[skip..]))
-        }
-        Some((first, rest)) => match topic.split_first() {
-            Some((seg, topic_rest)) => {
-                glob(first.as_bytes(), seg.as_bytes()) && match_segments(rest, topic_rest)
+    let mut reach = vec![false; topic.len() + 1];
+    reach[0] = true;
+    for p in pattern {
+        if p == "**" {
+            // Zero or more segments: once reachable, every later position is too.
+            let mut seen = false;
+            for r in &mut reach {
+                seen |= *r;
+                *r = seen;
             }
-            None => false,
-        },
+        } else {
+            for j in (1..=topic.len()).rev() {
+                reach[j] = reach[j - 1] && glob(p.as_bytes(), topic[j - 1].as_bytes());
+            }
+            reach[0] = false;
+        }
+        if !reach.contains(&true) {
+            return false;
+        }
     }
+    reach[topic.len()]
 }
 
 /// Glob match of one segment: `*`, `?`, `[set]`, `[!set]`, `\x` escapes.
@@ -278,6 +297,15 @@ mod tests {
                 "pattern {pattern:?} topic {topic:?}"
             );
         }
+    }
+
+    #[test]
+    fn many_double_stars_stay_linear() {
+        let topic = vec!["a"; 200].join(".");
+        let pattern = format!("{}.b", vec!["**"; 50].join("."));
+        assert!(!Pattern::new(&pattern).matches(&topic));
+        let pattern = format!("{}.a", vec!["**"; 50].join("."));
+        assert!(Pattern::new(&pattern).matches(&topic));
     }
 
     #[test]

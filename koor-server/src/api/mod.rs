@@ -153,12 +153,13 @@ pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
     let host = if let Some(v6) = rest.strip_prefix('[') {
         v6.split(']').next().unwrap_or_default()
     } else {
-        rest.split(':').next().unwrap_or_default()
+        rest.split([':', '/']).next().unwrap_or_default()
     };
-    matches!(
-        host.to_ascii_lowercase().as_str(),
-        "localhost" | "127.0.0.1" | "::1"
-    ) || host.starts_with("127.")
+    // Only real loopback names: `127.0.0.1.evil.example` is a foreign page.
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Refuses (403) a request whose `Origin` header is a foreign page: DNS-rebinding protection for
