@@ -227,6 +227,18 @@ impl Registry {
         instance
     }
 
+    /// Last contact: the newer of memory (batched heartbeats) and the stored row.
+    fn seen(&self, id: &str, row: &Row) -> DateTime<Utc> {
+        let stored = parse_rfc3339(&row.last_seen).unwrap_or_else(Utc::now);
+        let in_memory = self
+            .inner
+            .entries
+            .read()
+            .ok()
+            .and_then(|e| e.get(id).map(|e| e.seen));
+        in_memory.map_or(stored, |m| m.max(stored))
+    }
+
     fn entry(&self, id: &str) -> Result<Entry> {
         let entries = self.inner.entries.read().map_err(|_| StoreError::Closed)?;
         entries.get(id).cloned().ok_or_else(|| not_found(id))
@@ -294,11 +306,17 @@ impl Registry {
         let id = id.to_owned();
         store
             .write(move |tx| {
-                // Re-read inside the writer so concurrent updates apply in order.
-                let entry = reg.entry(&id)?;
-                let mut row = entry.row.clone();
+                // Read the row inside the writer's transaction: earlier jobs of the same batch
+                // (a deregister, another update) are visible there, not yet in memory.
+                let mut row = rows::get(tx.conn(), &id)?.ok_or_else(|| not_found(&id))?;
+                let seen = reg.seen(&id, &row);
                 let mut before = row.clone();
                 // An overdue instance the monitor has not marked yet counts as stale.
+                let entry = Entry {
+                    row: row.clone(),
+                    seen,
+                    seq: 0,
+                };
                 before.status = reg.effective_status(&entry, Utc::now()).to_owned();
                 change(&mut row);
                 row.last_seen = tx.now().to_owned();
@@ -335,7 +353,12 @@ impl Registry {
         let id = id.to_owned();
         store
             .write(move |tx| {
-                let entry = reg.entry(&id)?;
+                let row = rows::get(tx.conn(), &id)?.ok_or_else(|| not_found(&id))?;
+                let entry = Entry {
+                    seen: reg.seen(&id, &row),
+                    row,
+                    seq: 0,
+                };
                 if !rows::delete(tx.conn(), &id)? {
                     return Err(not_found(&id));
                 }
@@ -382,9 +405,15 @@ impl Registry {
                 let now = Utc::now();
                 let mut marked = Vec::new();
                 for id in overdue {
-                    // A heartbeat may have arrived since the scan.
-                    let Ok(mut entry) = reg.entry(&id) else {
+                    // Deregistered or changed by an earlier job of this batch: read it here.
+                    let Some(row) = rows::get(tx.conn(), &id)? else {
                         continue;
+                    };
+                    // A heartbeat may have arrived since the scan.
+                    let mut entry = Entry {
+                        seen: reg.seen(&id, &row),
+                        row,
+                        seq: 0,
                     };
                     if entry.row.status == STALE || !reg.is_overdue(entry.seen, now) {
                         continue;
@@ -441,4 +470,54 @@ fn clean_capabilities(caps: Vec<String>) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::Bus;
+
+    #[tokio::test]
+    async fn updates_committed_in_the_same_batch_as_a_deregister_do_not_bring_it_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path(), Bus::default()).expect("store");
+        let reg = Registry::load(&store, Duration::from_secs(60)).expect("registry");
+        let req = RegisterRequest {
+            name: "racer".into(),
+            ..RegisterRequest::default()
+        };
+        let id = reg
+            .register(&store, req)
+            .await
+            .expect("register")
+            .instance
+            .id;
+
+        // A slow job holds the writer, so the two that queue behind it share one batch.
+        let sleep = |ms| tokio::time::sleep(Duration::from_millis(ms));
+        let (held, gone, updated) = tokio::join!(
+            store.write(|_| {
+                std::thread::sleep(Duration::from_millis(300));
+                Ok(())
+            }),
+            async {
+                sleep(50).await;
+                reg.deregister(&store, &id).await
+            },
+            async {
+                sleep(150).await;
+                reg.set_capabilities(&store, &id, vec!["late".into()]).await
+            },
+        );
+        held.expect("slow job");
+        gone.expect("deregistered");
+        assert!(
+            matches!(updated, Err(StoreError::NotFound(_))),
+            "the update sees the deregistration: {updated:?}"
+        );
+        assert!(reg.get(&id).is_err(), "not back in memory");
+        let stored = store.read_now(rows::load_all).expect("rows");
+        assert!(stored.is_empty(), "not back in the database: {stored:?}");
+        store.close().await;
+    }
 }

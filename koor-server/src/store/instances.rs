@@ -1,7 +1,7 @@
 //! Agent instances as rows. The in-memory registry (`crate::instances`) is the read path; these
 //! functions persist its changes.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Result;
 
@@ -20,27 +20,37 @@ pub struct Row {
     pub last_seen: String,
 }
 
+const COLUMNS: &str = "id, name, workspace, intent, stack, capabilities, status, token_hash, registered_at, last_seen";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let caps: String = r.get(5)?;
+    Ok(Row {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        workspace: r.get(2)?,
+        intent: r.get(3)?,
+        stack: r.get(4)?,
+        capabilities: serde_json::from_str(&caps).unwrap_or_default(),
+        status: r.get(6)?,
+        token_hash: r.get(7)?,
+        registered_at: r.get(8)?,
+        last_seen: r.get(9)?,
+    })
+}
+
 pub fn load_all(conn: &Connection) -> Result<Vec<Row>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, name, workspace, intent, stack, capabilities, status, token_hash, registered_at, last_seen
-         FROM instances ORDER BY rowid",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        let caps: String = r.get(5)?;
-        Ok(Row {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            workspace: r.get(2)?,
-            intent: r.get(3)?,
-            stack: r.get(4)?,
-            capabilities: serde_json::from_str(&caps).unwrap_or_default(),
-            status: r.get(6)?,
-            token_hash: r.get(7)?,
-            registered_at: r.get(8)?,
-            last_seen: r.get(9)?,
-        })
-    })?;
+    let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM instances ORDER BY rowid"))?;
+    let rows = stmt.query_map([], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// One row as the current transaction sees it (the writer's source of truth: memory is only
+/// updated after commit).
+pub fn get(conn: &Connection, id: &str) -> Result<Option<Row>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM instances WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?)
 }
 
 /// Inserts or replaces the whole row.
