@@ -543,3 +543,38 @@ async fn metrics_report_last_event_id_and_subscribers() {
     assert_eq!(m["last_event_id"], id);
     assert_eq!(m["log_subscribers"], 1);
 }
+
+#[tokio::test]
+async fn since_ahead_of_the_newest_event_is_refused_explicitly() {
+    let s = Server::start().await;
+    let last = publish(&s, "a.b", json!(1)).await;
+    let mut ws = ws_connect(
+        &s,
+        &format!("/api/events/subscribe?since={}", last + 100),
+        &[],
+    )
+    .await
+    .expect("connect");
+    match next(&mut ws, WAIT).await {
+        Seen::Closed(code, reason) => {
+            assert_eq!(code, 4003, "{reason}");
+            assert!(reason.contains(&format!("newest_id={last}")), "{reason}");
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+    assert_eq!(
+        ws_connect(&s, "/api/events/subscribe?since=-1", &[])
+            .await
+            .err(),
+        Some(400)
+    );
+    // since equal to the newest id is fine: live events follow.
+    let mut ws = ws_connect(&s, &format!("/api/events/subscribe?since={last}"), &[])
+        .await
+        .expect("connect");
+    let id = publish(&s, "a.c", json!(2)).await;
+    match next(&mut ws, WAIT).await {
+        Seen::Event(e) => assert_eq!(e["id"], id),
+        other => panic!("expected the live event, got {other:?}"),
+    }
+}

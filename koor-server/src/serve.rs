@@ -8,13 +8,16 @@
 use std::future::Future;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `routes` on `listener` until `stopping` resolves, then stops accepting and waits for
 /// the open connections to finish their requests (the caller bounds that wait).
@@ -43,7 +46,13 @@ pub async fn serve(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let mut builder = Builder::new(TokioExecutor::new());
-            builder.http1().title_case_headers(true);
+            builder
+                .http1()
+                .title_case_headers(true)
+                // A client must send a request's headers within this time, also on an idle
+                // keep-alive connection: half-sent requests cannot hold connections forever.
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "connection ended with an error");

@@ -288,6 +288,18 @@ impl Subscriber {
             }
             return format!("server closed the stream ({reason})");
         }
+        if let Some(newest) = id_from_reason(reason, "newest_id")
+            && newest < *last
+        {
+            // A server with a new history (fresh data dir): its ids start over.
+            let _ = writeln!(
+                io::stderr().lock(),
+                "koor-cli: warning: the server's event history started over (newest id {newest}, we had printed up to {}); following it from its first event",
+                *last
+            );
+            *last = 0;
+            return format!("server closed the stream ({reason})");
+        }
         if reason.is_empty() {
             format!("server closed the stream (code {code})")
         } else {

@@ -41,6 +41,8 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CLOSE_LAGGED: u16 = 4001;
 /// Close code: `since` asks for events retention already removed (reason names `oldest_id`).
 pub const CLOSE_GONE: u16 = 4002;
+/// Close code: `since` is newer than any event (reason names `newest_id`).
+pub const CLOSE_AHEAD: u16 = 4003;
 /// Close code: server shutting down ("going away").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 
@@ -75,6 +77,12 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .map(|upgrade: ws::Upgrade, q: Query, app: App| {
             let patterns = PatternSet::new(q.all("pattern").filter(|p| !p.trim().is_empty()));
             let since = match q.int("since") {
+                Ok(Some(s)) if s < 0 => {
+                    return ApiError::bad_request(
+                        "invalid since: event ids start at 1 (use since=0 for all)",
+                    )
+                    .into_response();
+                }
                 Ok(s) => s,
                 Err(e) => return e.into_response(),
             };
@@ -170,6 +178,15 @@ async fn subscriber(
 
     // `cursor`: every matching event with id <= cursor has been sent.
     let mut cursor = since.unwrap_or(start);
+    if let Some(since) = since.filter(|s| *s > start) {
+        // An id this server never handed out: its history started over (a new data dir). Say
+        // so rather than wait silently for an id that may be far away.
+        let reason = format!(
+            "since={since} is ahead of the newest event; newest_id={start} (history started over?)"
+        );
+        let _ = send_close(&mut tx, (CLOSE_AHEAD, reason)).await;
+        return;
+    }
     if let Some(since) = since {
         match replay(&app, &patterns, since, &mut tx).await {
             Ok(Some(last)) => cursor = last,
