@@ -111,7 +111,7 @@ async fn bad_input_is_a_400_never_a_500() {
     .await;
     // A trailing slash is the list; writing to it names no key.
     assert_eq!(s.get("/api/state/").await.status(), 200);
-    error(s.put("/api/state/", "1").await, 405, "not allowed").await;
+    error(s.put("/api/state/", "1").await, 400, "key is required").await;
     let resp = s
         .req(Method::PUT, "/api/state/k")
         .header("x-koor-if-version", "seven")
@@ -226,4 +226,42 @@ async fn missing_data_dir_fails_with_path_and_reason() {
     assert!(msg.starts_with("failed to open database"), "{msg}");
     assert!(msg.contains("does-not-exist"), "{msg}");
     assert!(msg.contains("No such file or directory"), "{msg}");
+}
+
+#[tokio::test]
+async fn foreign_web_pages_cannot_use_the_api() {
+    let s = Server::start().await;
+    let resp = s
+        .req(Method::PUT, "/api/state/k")
+        .header("origin", "https://evil.example")
+        .header("content-type", "text/plain")
+        .body("pwned")
+        .send()
+        .await
+        .expect("PUT");
+    error(resp, 403, "not allowed").await;
+    error(s.get("/api/state/k").await, 404, "key not found").await;
+    let resp = s
+        .req(Method::PUT, "/api/state/k")
+        .header("origin", "http://localhost:9847")
+        .body("{}")
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(resp.status(), 200, "a loopback page (the dashboard) may");
+    // Minor input rules: an empty key, a non-object publish, a non-JSON spec.
+    error(s.put("/api/state/", "1").await, 400, "key is required").await;
+    error(
+        s.post_json("/api/events/publish", serde_json::json!(["t.arr"]))
+            .await,
+        400,
+        "object",
+    )
+    .await;
+    error(
+        s.put("/api/specs/p/n", "not json").await,
+        400,
+        "must be JSON",
+    )
+    .await;
 }

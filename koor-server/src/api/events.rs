@@ -96,7 +96,14 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
 }
 
 async fn publish(app: App, body: Bytes) -> Result<Response, ApiError> {
-    let req: PublishRequest = serde_json::from_slice(&body)
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "invalid JSON body: expected an object {\"topic\", \"data\", \"source\"}",
+        ));
+    }
+    let req: PublishRequest = serde_json::from_value(value)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let topic = req.topic.trim().to_owned();
     validate_publish_topic(&topic).map_err(|e| match e {

@@ -51,6 +51,7 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .unify()
         .boxed();
     auth_guard(app.clone())
+        .and(cross_site_guard(app.clone()))
         .and(api)
         .recover(error::handle_rejection)
         .unify()
@@ -101,12 +102,12 @@ fn auth_guard(app: App) -> BoxedFilter<()> {
                     return Ok(());
                 }
                 // Browsers cannot set headers on a WebSocket: those routes also take `?token=`.
-                let query_token = path
-                    .as_str()
-                    .ends_with("/subscribe")
-                    .then(|| q.get("token"))
-                    .flatten()
-                    .is_some_and(|t| token_matches(t, &want));
+                let websocket = matches!(
+                    path.as_str(),
+                    "/api/events/subscribe" | "/api/logs/subscribe"
+                );
+                let query_token =
+                    websocket && q.get("token").is_some_and(|t| token_matches(t, &want));
                 if query_token || header.as_deref().is_some_and(|h| bearer_matches(h, &want)) {
                     Ok(())
                 } else {
@@ -160,6 +161,29 @@ pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Refuses (403) a request to `/api/*` or `/mcp` that a foreign web page sent (its `Origin` is
+/// neither loopback nor allowed): without it, any site open in a browser on this machine could
+/// publish, write state or deregister agents through simple cross-site requests.
+fn cross_site_guard(app: App) -> BoxedFilter<()> {
+    warp::path::full()
+        .and(warp::header::optional::<String>("origin"))
+        .and_then(move |path: FullPath, origin: Option<String>| {
+            let allowed = app.config.allowed_origins.clone();
+            async move {
+                match origin {
+                    Some(o) if needs_auth(path.as_str()) && !origin_allowed(&o, &allowed) => {
+                        Err(warp::reject::custom(ApiError::Forbidden(format!(
+                            "origin {o} is not allowed (only loopback pages, or those given with --allowed-origins)"
+                        ))))
+                    }
+                    _ => Ok(()),
+                }
+            }
+        })
+        .untuple_one()
+        .boxed()
 }
 
 /// Refuses (403) a request whose `Origin` header is a foreign page: DNS-rebinding protection for

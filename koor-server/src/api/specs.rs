@@ -81,6 +81,12 @@ async fn route(
             if body.is_empty() {
                 return Err(ApiError::bad_request("empty body"));
             }
+            // Specs are served as application/json: store only what is.
+            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+                return Err(ApiError::bad_request(format!(
+                    "spec data must be JSON: {e}"
+                )));
+            }
             let cond = condition(&headers)?;
             let (body, hash) = hash_body(body).await?;
             let (p, n, h) = (project.clone(), name.clone(), hash.clone());

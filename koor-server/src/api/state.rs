@@ -6,7 +6,7 @@ use serde_json::Value;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, Method};
-use warp::path::Tail;
+use warp::path::{FullPath, Tail};
 use warp::reply::Response;
 
 use super::error::respond;
@@ -25,10 +25,14 @@ const MAX_HISTORY_LIMIT: i64 = 10_000;
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     let list = warp::path!("api" / "state")
         .and(warp::method())
+        .and(warp::path::full())
         .and(with_app(app.clone()))
-        .then(|method: Method, app: App| async move {
+        .then(|method: Method, path: FullPath, app: App| async move {
             respond(if method == Method::GET || method == Method::HEAD {
                 list(app).await
+            } else if path.as_str().ends_with('/') {
+                // `/api/state/` names an empty key.
+                Err(ApiError::bad_request("key is required: /api/state/{key}"))
             } else {
                 Err(method_not_allowed(&method, "/api/state", "GET"))
             })
@@ -168,12 +172,18 @@ async fn put(app: App, key: String, headers: HeaderMap, body: Bytes) -> Result<R
     if body.is_empty() {
         return Err(ApiError::bad_request("empty body"));
     }
-    let content_type = headers
-        .get(warp::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .unwrap_or("application/json");
+    let content_type = match headers.get(warp::http::header::CONTENT_TYPE) {
+        None => "application/json",
+        Some(v) => v
+            .to_str()
+            .map_err(|_| ApiError::bad_request("invalid Content-Type: it must be visible ASCII"))?
+            .trim(),
+    };
+    let content_type = if content_type.is_empty() {
+        "application/json"
+    } else {
+        content_type
+    };
     // `curl -d` labels every body as a form; a JSON body sent that way is stored as JSON.
     let content_type = if content_type.starts_with("application/x-www-form-urlencoded")
         && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok()
