@@ -345,6 +345,18 @@ async fn replay(
             .read(move |c| events::after(c, &f, cursor, REPLAY_PAGE))
             .await
             .map_err(internal)?;
+        // Ids are contiguous, so a jump means pruning removed events while we replayed.
+        if let Some(first) = page.first()
+            && first.id > cursor + 1
+        {
+            return Err((
+                CLOSE_GONE,
+                format!(
+                    "since={cursor} is older than retained history; oldest_id={}",
+                    first.id
+                ),
+            ));
+        }
         let done = page.len() < REPLAY_PAGE;
         for event in page {
             cursor = event.id;
