@@ -274,6 +274,49 @@ impl Confirm {
     }
 }
 
+/// Keys of an open detail pager: Esc/Backspace closes it, the rest scroll its `lines`. `None` when
+/// no detail is open.
+pub fn detail_key<K>(
+    detail: &mut Option<(K, Pager)>,
+    key: &KeyEvent,
+    lines: usize,
+    page: usize,
+) -> Option<Handled> {
+    let (_, pager) = detail.as_mut()?;
+    if matches!(key.code, KeyCode::Esc | KeyCode::Backspace) {
+        *detail = None;
+        return Some(Handled::Consumed);
+    }
+    Some(pager.handle_key(key, lines, page))
+}
+
+/// In a live stream (events, logs), keeps the selection on the newest entry while following.
+pub fn follow_to_end<K: PartialEq + Clone>(
+    cursor: &mut Cursor<K>,
+    follow: bool,
+    keys: &[K],
+    page: usize,
+) {
+    if follow && let Some(last) = keys.len().checked_sub(1) {
+        cursor.select(keys, last, page);
+    }
+}
+
+/// Moves a live stream's cursor: follow mode holds while the selection is on the newest entry
+/// (or after End), and stops on any move away from it.
+pub fn stream_nav<K: PartialEq + Clone>(
+    cursor: &mut Cursor<K>,
+    follow: &mut bool,
+    keys: &[K],
+    nav: Nav,
+    page: usize,
+) {
+    follow_to_end(cursor, *follow, keys, page);
+    cursor.apply(keys, nav, page);
+    let at_end = cursor.resolve(keys).is_none_or(|p| p + 1 >= keys.len());
+    *follow = matches!(nav, Nav::Bottom) || (at_end && !matches!(nav, Nav::Top));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,9 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row};
 
-use crate::component::{Ctx, Cursor, FilterInput, Handled, Nav, Pager, nav_key};
+use crate::component::{
+    Ctx, Cursor, FilterInput, Handled, Pager, detail_key, follow_to_end, nav_key, stream_nav,
+};
 use crate::format;
 use crate::theme::Theme;
 use crate::views::{KeyHelp, draw_pager, draw_table, filter_title};
@@ -156,27 +158,13 @@ impl EventsView {
             self.follow_to_end(ctx.page);
             return h;
         }
-        if self.detail.is_some() {
-            if matches!(key.code, KeyCode::Esc | KeyCode::Backspace) {
-                self.detail = None;
-                return Handled::Consumed;
-            }
-            let lines = self.detail_text().map_or(0, |t| t.lines().count());
-            return match &mut self.detail {
-                Some((_, pager)) => pager.handle_key(key, lines, ctx.page),
-                None => Handled::NotConsumed,
-            };
+        let lines = self.detail_text().map_or(0, |t| t.lines().count());
+        if let Some(handled) = detail_key(&mut self.detail, key, lines, ctx.page) {
+            return handled;
         }
         if let Some(nav) = nav_key(key, ctx.page) {
             let ids = self.ids();
-            if self.follow
-                && let Some(last) = ids.len().checked_sub(1)
-            {
-                self.cursor.select(&ids, last, ctx.page);
-            }
-            self.cursor.apply(&ids, nav, ctx.page);
-            let at_end = self.cursor.resolve(&ids).is_none_or(|p| p + 1 >= ids.len());
-            self.follow = matches!(nav, Nav::Bottom) || (at_end && !matches!(nav, Nav::Top));
+            stream_nav(&mut self.cursor, &mut self.follow, &ids, nav, ctx.page);
             return Handled::Consumed;
         }
         match key.code {
@@ -217,12 +205,8 @@ impl EventsView {
 
     /// When following, puts the cursor on the newest event.
     pub fn follow_to_end(&mut self, page: usize) {
-        if self.follow {
-            let ids = self.ids();
-            if let Some(last) = ids.len().checked_sub(1) {
-                self.cursor.select(&ids, last, page);
-            }
-        }
+        let ids = self.ids();
+        follow_to_end(&mut self.cursor, self.follow, &ids, page);
     }
 
     pub fn keys(&self) -> Vec<KeyHelp> {
