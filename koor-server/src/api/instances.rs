@@ -3,7 +3,6 @@
 use bytes::Bytes;
 use koor_shared::types::{Deleted, RegisterRequest};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -12,7 +11,9 @@ use warp::path::Tail;
 use warp::reply::Response;
 
 use super::error::respond;
-use super::{ApiError, Query, body, decode_path, method_not_allowed, ok, query, with_app};
+use super::{
+    ApiError, Query, body, json_body, method_not_allowed, ok, path_segments, query, with_app,
+};
 use crate::App;
 use crate::instances::Filter as InstanceFilter;
 
@@ -45,17 +46,6 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     instances.or(liveness).unify().boxed()
 }
 
-/// Parses a JSON body; an empty body reads as `{}`.
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
-    };
-    serde_json::from_slice(text)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
 async fn route(
     tail: Tail,
     method: Method,
@@ -63,12 +53,7 @@ async fn route(
     body: Bytes,
     app: App,
 ) -> Result<Response, ApiError> {
-    let raw = tail.as_str().trim_end_matches('/');
-    let segments: Vec<String> = if raw.is_empty() {
-        Vec::new()
-    } else {
-        raw.split('/').map(decode_path).collect::<Result<_, _>>()?
-    };
+    let segments = path_segments(&tail)?;
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let reg = &app.instances;
     let store = &app.store;
@@ -85,7 +70,7 @@ async fn route(
         }
         ([], m) => Err(method_not_allowed(&m, "/api/instances", "GET")),
         (["register"], Method::POST) => {
-            let req: RegisterRequest = parse(&body)?;
+            let req: RegisterRequest = json_body(&body, Some("{}"))?;
             let registered = reg.register(store, req).await?;
             tracing::info!(id = %registered.instance.id, name = %registered.instance.name, "instance registered");
             Ok(ok(&registered))
@@ -120,7 +105,7 @@ async fn route(
             struct Caps {
                 capabilities: Option<Vec<String>>,
             }
-            let caps: Caps = parse(&body)?;
+            let caps: Caps = json_body(&body, Some("{}"))?;
             let caps = caps.capabilities.ok_or_else(|| {
                 ApiError::bad_request("capabilities is required: {\"capabilities\": [\"...\"]}")
             })?;

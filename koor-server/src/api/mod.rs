@@ -267,6 +267,31 @@ impl Query {
     }
 }
 
+/// The `/`-separated segments of a path tail, each percent-decoded once (a trailing `/` ignored).
+pub fn path_segments(tail: &warp::path::Tail) -> Result<Vec<String>, ApiError> {
+    let raw = tail.as_str().trim_end_matches('/');
+    if raw.is_empty() {
+        return Ok(Vec::new());
+    }
+    raw.split('/').map(decode_path).collect()
+}
+
+/// Parses a JSON request body; a blank body reads as `empty` when given, else is a 400.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    empty: Option<&str>,
+) -> Result<T, ApiError> {
+    let text = if body.iter().all(u8::is_ascii_whitespace) {
+        empty
+            .ok_or_else(|| ApiError::bad_request("empty body: send a JSON document"))?
+            .as_bytes()
+    } else {
+        body
+    };
+    serde_json::from_slice(text)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
 /// Decodes a raw path tail once (percent-decoding) into a key or name.
 pub fn decode_path(raw: &str) -> Result<String, ApiError> {
     percent_decode_str(raw)

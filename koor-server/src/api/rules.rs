@@ -3,7 +3,6 @@
 
 use bytes::Bytes;
 use koor_shared::rules::{RuleList, RuleStatus, RulesSet, ValidateRequest, Validation};
-use serde::de::DeserializeOwned;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::Method;
@@ -11,7 +10,9 @@ use warp::path::Tail;
 use warp::reply::Response;
 
 use super::error::respond;
-use super::{ApiError, Query, body, decode_path, method_not_allowed, ok, query, with_app};
+use super::{
+    ApiError, Query, body, json_body, method_not_allowed, ok, path_segments, query, with_app,
+};
 use crate::App;
 use crate::store::rules::{self, ACCEPTED, REJECTED, Rule};
 use crate::validate::{self, MAX_CONTENT_BYTES, Target};
@@ -50,22 +51,6 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     validate.or(rules).unify().boxed()
 }
 
-fn segments(tail: &Tail) -> Result<Vec<String>, ApiError> {
-    let raw = tail.as_str().trim_end_matches('/');
-    if raw.is_empty() {
-        return Ok(Vec::new());
-    }
-    raw.split('/').map(decode_path).collect()
-}
-
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("empty body: send a JSON document"));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
 /// `?status=proposed|accepted|rejected|all`; `default` when absent.
 fn status_filter(q: &Query, default: Option<&'static str>) -> Result<Option<String>, ApiError> {
     match q.get("status").map(str::trim) {
@@ -85,7 +70,7 @@ async fn validate_route(
     body: Bytes,
     app: App,
 ) -> Result<Response, ApiError> {
-    let segs = segments(&tail)?;
+    let segs = path_segments(&tail)?;
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     match (segs.as_slice(), method) {
         ([project], Method::POST) => run_validation(&app, project, &body).await,
@@ -110,7 +95,7 @@ async fn rules_route(
     body: Bytes,
     app: App,
 ) -> Result<Response, ApiError> {
-    let segs = segments(&tail)?;
+    let segs = path_segments(&tail)?;
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     match (segs.as_slice(), method) {
         ([], Method::GET | Method::HEAD) => {
@@ -179,7 +164,7 @@ async fn rules_route(
 
 /// `POST /api/rules/propose`: the same fields as the MCP `propose_rule` tool (plus `applies_to`).
 async fn propose(app: &App, body: &Bytes) -> Result<Response, ApiError> {
-    let rule: Rule = parse(body)?;
+    let rule: Rule = json_body(body, None)?;
     let rule = app.store.write(move |tx| rules::propose(tx, rule)).await?;
     tracing::info!(project = %rule.project, rule_id = %rule.rule_id, proposed_by = %rule.proposed_by, "rule proposed");
     Ok(ok(&RuleStatus {
@@ -192,7 +177,7 @@ async fn propose(app: &App, body: &Bytes) -> Result<Response, ApiError> {
 /// `PUT /api/validate/{project}/rules`: checks every rule first (on the blocking pool: regexes
 /// compile there), so one bad rule changes nothing.
 async fn put_rules(app: &App, project: &str, body: &Bytes) -> Result<Response, ApiError> {
-    let list: Vec<Rule> = parse(body)
+    let list: Vec<Rule> = json_body(body, None)
         .map_err(|e| ApiError::bad_request(format!("{e} (the body is a JSON array of rules)")))?;
     if list.len() > rules::MAX_RULES {
         return Err(ApiError::bad_request(format!(
@@ -245,7 +230,7 @@ fn check_all(project: &str, list: Vec<Rule>) -> Result<Vec<Rule>, ApiError> {
 
 /// `POST /api/validate/{project}`: the project's accepted rules over the content.
 async fn run_validation(app: &App, project: &str, body: &Bytes) -> Result<Response, ApiError> {
-    let req: ValidateRequest = parse(body)?;
+    let req: ValidateRequest = json_body(body, None)?;
     let content = req.content.ok_or_else(|| {
         ApiError::bad_request("content is required: {\"filename\": \"a.js\", \"content\": \"...\"}")
     })?;
