@@ -35,3 +35,5 @@ pub const MAX_VALUE_BYTES: usize = 10 * 1024 * 1024;
 pub const VERSION_HEADER: &str = "x-koor-version";
 /// (ext) Header for a conditional write on a version number.
 pub const IF_VERSION_HEADER: &str = "x-koor-if-version";
+/// (ext) Header proving a call is made by the instance it names (the token from registration).
+pub const INSTANCE_TOKEN_HEADER: &str = "x-koor-instance-token";

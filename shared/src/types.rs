@@ -221,3 +221,26 @@ pub struct LogRecord {
     #[serde(default)]
     pub fields: serde_json::Map<String, Value>,
 }
+
+/// (ext) Who holds a hold: the instance's id and name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub id: String,
+    pub name: String,
+}
+
+/// (ext) A named lock: `POST/GET /api/locks/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lock {
+    pub name: String,
+    pub holder: Holder,
+    pub fence: i64,
+    pub acquired_at: String,
+    pub expires_at: String,
+}
+
+/// (ext) `GET /api/locks`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockList {
+    pub locks: Vec<Lock>,
+}
