@@ -9,12 +9,14 @@
 //! - [`topic`]: topic pattern matching for the event bus.
 //! - [`time`]: RFC 3339 timestamps and the `3h24m10s` uptime format.
 //! - [`config`]: client configuration resolution (env > workspace file > user file > default).
+//! - [`identity`]: (ext) the agent identity file `.koor/instance.json` and `KOOR_INSTANCE`.
 //! - [`client`]: an HTTP + WebSocket client for the API.
 
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod etag;
+pub mod identity;
 pub mod rules;
 pub mod time;
 pub mod topic;

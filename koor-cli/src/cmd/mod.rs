@@ -4,8 +4,10 @@ mod completions;
 mod config;
 mod events;
 mod instances;
+mod lock;
 mod logs;
 mod mcp;
+mod me;
 mod rules;
 mod specs;
 mod state;
@@ -52,9 +54,9 @@ pub enum Command {
     )]
     Events(events::EventsCmd),
 
-    /// Register this agent instance; prints the instance with its token.
+    /// Register this agent (or resume the one saved in .koor/instance.json); prints it with its token.
     #[command(
-        after_help = "Example:\n  koor-cli register claude-frontend --workspace /projects/web --intent 'dark mode' --capability code-edit"
+        after_help = "Example:\n  koor-cli register claude-frontend --workspace /projects/web --intent 'dark mode' --capability code-edit\n  koor-cli register claude-frontend --project shop --new"
     )]
     Register(instances::RegisterArgs),
 
@@ -64,6 +66,25 @@ pub enum Command {
         after_help = "Example:\n  koor-cli instances list --status stale --pretty\n  koor-cli instances deregister 550e8400-e29b-41d4-a716-446655440000"
     )]
     Instances(instances::InstancesCmd),
+
+    /// Show the instance this directory acts for (KOOR_INSTANCE or .koor/instance.json).
+    #[command(after_help = "Example:\n  koor-cli whoami --pretty")]
+    Whoami,
+
+    /// Mark this agent's instance active (ID defaults to KOOR_INSTANCE or .koor/instance.json).
+    #[command(after_help = "Example:\n  koor-cli activate\n  koor-cli activate 550e8400-e29b-41d4-a716-446655440000")]
+    Activate(me::InstanceArg),
+
+    /// Tell the server this agent is alive; renews its locks (ID as for activate).
+    #[command(after_help = "Example:\n  koor-cli heartbeat")]
+    Heartbeat(me::InstanceArg),
+
+    /// Named locks: acquire (optionally waiting), release, list.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  koor-cli lock acquire deploy/prod --ttl 5m --wait 30s\n  koor-cli lock release deploy/prod"
+    )]
+    Lock(lock::LockCmd),
 
     /// Per-project validation rules: list, set, propose, accept, reject.
     #[command(
@@ -115,6 +136,10 @@ impl Command {
             Command::Events(cmd) => cmd.run(ctx).await,
             Command::Register(args) => args.run(ctx).await,
             Command::Instances(cmd) => cmd.run(ctx).await,
+            Command::Whoami => me::whoami(ctx).await,
+            Command::Activate(arg) => arg.run(ctx, "activate").await,
+            Command::Heartbeat(arg) => arg.run(ctx, "heartbeat").await,
+            Command::Lock(cmd) => cmd.run(ctx).await,
             Command::Rules(cmd) => cmd.run(ctx).await,
             Command::Validate(args) => args.run(ctx).await,
             Command::Logs(args) => args.run(ctx).await,
