@@ -8,6 +8,8 @@
 //!
 //! Globs (`globset`, separator-aware): `*` and `?` stay inside one path segment, `**` crosses
 //! `/`, `[abc]` and `{a,b}` work as in a shell. A path with none of `*?[{` is a literal file.
+//! A reservation always covers the file of exactly its own name too, so `pages/[id].tsx`
+//! reserves that file (and, read as a glob, `pages/i.tsx` and `pages/d.tsx`: more, never less).
 //!
 //! Overlap ("could some file match both?"):
 //! - two literal paths: equal;
@@ -108,17 +110,22 @@ fn matcher(glob: &str) -> Result<GlobMatcher, String> {
 }
 
 /// Whether the reserved `pattern` (normalised, literal or glob) covers the file `file`
-/// (normalised, always read literally).
+/// (normalised, always read literally: this is what the guard and the hook ask).
 pub fn covers(pattern: &str, file: &str) -> bool {
-    if !is_glob(pattern) {
-        return pattern == file;
+    // Equal strings always match, so a file named like a glob (`pages/[id].tsx`) is covered
+    // by a reservation of that very name.
+    if pattern == file {
+        return true;
     }
-    matcher(pattern).is_ok_and(|m| m.is_match(file))
+    is_glob(pattern) && matcher(pattern).is_ok_and(|m| m.is_match(file))
 }
 
 /// Whether some file could match both `a` and `b` (both normalised). Exact unless both are
 /// globs, then conservative (see the module docs).
 pub fn overlap(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
     match (is_glob(a), is_glob(b)) {
         (false, false) => a == b,
         (true, false) => covers(a, b),
@@ -294,6 +301,9 @@ mod tests {
         assert!(covers("README.md", "README.md"));
         assert!(!covers("README.md", "docs/README.md"));
         assert!(covers("src/{a,b}.rs", "src/b.rs"));
+        // a file named like a glob is covered by its own name
+        assert!(covers("pages/[id].tsx", "pages/[id].tsx"));
+        assert!(overlap("pages/[id].tsx", "pages/[id].tsx"));
     }
 
     #[test]
