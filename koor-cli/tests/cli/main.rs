@@ -12,6 +12,7 @@ mod identity;
 mod instances;
 mod locks;
 mod misc;
+mod reservations;
 mod rules;
 mod specs;
 mod state;
