@@ -75,6 +75,12 @@ impl Workspace {
     }
 }
 
+/// What `release` prints.
+#[derive(Debug, serde::Serialize)]
+struct Released {
+    released: Vec<koor_shared::types::Reservation>,
+}
+
 /// `reserve PATHS...`.
 #[derive(Debug, Args)]
 pub struct ReserveArgs {
@@ -210,8 +216,9 @@ impl ReleaseArgs {
             let released = client
                 .reservations_release(&me, self.project.as_deref(), &[], token.as_deref())
                 .await?;
-            ctx.out
-                .json(&serde_json::json!({"released": released.reservations}))?;
+            ctx.out.json(&Released {
+                released: released.reservations,
+            })?;
             return done();
         }
         let ws = Workspace::here(self.project)?;
@@ -235,8 +242,9 @@ impl ReleaseArgs {
             }
             .into());
         }
-        ctx.out
-            .json(&serde_json::json!({"released": released.reservations}))?;
+        ctx.out.json(&Released {
+            released: released.reservations,
+        })?;
         done()
     }
 }
