@@ -321,22 +321,14 @@ async fn paths_are_normalised_and_bad_ones_refused() {
     )
     .await;
     error(
-        reserve(
-            &s,
-            json!({"instance_id": b, "project": "p", "paths": "a"}),
-        )
-        .await,
+        reserve(&s, json!({"instance_id": b, "project": "p", "paths": "a"})).await,
         400,
         "invalid JSON",
     )
     .await;
     let many: Vec<String> = (0..300).map(|i| format!("f{i}")).collect();
     error(
-        reserve(
-            &s,
-            json!({"instance_id": b, "project": "p", "paths": many}),
-        )
-        .await,
+        reserve(&s, json!({"instance_id": b, "project": "p", "paths": many})).await,
         400,
         "too many paths",
     )
@@ -356,24 +348,14 @@ async fn paths_are_normalised_and_bad_ones_refused() {
         "not allowed",
     )
     .await;
-    error(
-        s.get("/api/reservations/check").await,
-        405,
-        "not allowed",
-    )
-    .await;
+    error(s.get("/api/reservations/check").await, 405, "not allowed").await;
     error(
         s.get("/api/reservations/nope").await,
         404,
         "reservation not found: nope",
     )
     .await;
-    error(
-        s.get("/api/reservations/a/b/c").await,
-        404,
-        "no such route",
-    )
-    .await;
+    error(s.get("/api/reservations/a/b/c").await, 404, "no such route").await;
 }
 
 #[tokio::test]
@@ -400,7 +382,11 @@ async fn check_reports_what_others_hold_and_changes_nothing() {
     .await;
     assert_eq!(answer["ok"], false);
     let conflicts = answer["conflicts"].as_array().expect("conflicts");
-    assert_eq!(conflicts.len(), 1, "shared holds do not block an edit: {answer}");
+    assert_eq!(
+        conflicts.len(),
+        1,
+        "shared holds do not block an edit: {answer}"
+    );
     assert_eq!(conflicts[0]["path"], "src/auth/login.rs");
     assert_eq!(conflicts[0]["held_path"], "src/auth/**");
     assert_eq!(conflicts[0]["holder"]["name"], "alpha");
@@ -562,7 +548,8 @@ async fn renew_release_one_release_all_and_force() {
         "{by_path}"
     );
     let rest = json(
-        s.delete(&format!("/api/reservations?instance_id={a}")).await,
+        s.delete(&format!("/api/reservations?instance_id={a}"))
+            .await,
         200,
     )
     .await;
@@ -687,7 +674,8 @@ async fn instance_tokens_are_checked() {
     let dir = s.stop().await;
     let s = Server::start_in(dir, |c| c.require_instance_token = true).await;
     error(
-        s.delete(&format!("/api/reservations?instance_id={a}")).await,
+        s.delete(&format!("/api/reservations?instance_id={a}"))
+            .await,
         401,
         "X-Koor-Instance-Token",
     )

@@ -33,9 +33,7 @@ pub enum PathError {
     Empty,
     #[error("path too long (at most {MAX_PATH_BYTES} bytes): {0}")]
     TooLong(String),
-    #[error(
-        "absolute path {0:?}: paths are relative to the project root (e.g. src/auth/login.rs)"
-    )]
+    #[error("absolute path {0:?}: paths are relative to the project root (e.g. src/auth/login.rs)")]
     Absolute(String),
     #[error("path {0:?} leaves the project root")]
     Escapes(String),
@@ -271,10 +269,16 @@ mod tests {
     #[test]
     fn normalises_and_refuses() {
         assert_eq!(normalize("./a/../b").as_deref(), Ok("b"));
-        assert_eq!(normalize("src//auth/./login.rs").as_deref(), Ok("src/auth/login.rs"));
+        assert_eq!(
+            normalize("src//auth/./login.rs").as_deref(),
+            Ok("src/auth/login.rs")
+        );
         assert_eq!(normalize(" src/auth/** ").as_deref(), Ok("src/auth/**"));
         assert_eq!(normalize("src/").as_deref(), Ok("src"));
-        assert!(matches!(normalize("/etc/passwd"), Err(PathError::Absolute(_))));
+        assert!(matches!(
+            normalize("/etc/passwd"),
+            Err(PathError::Absolute(_))
+        ));
         assert!(matches!(normalize("C:/x"), Err(PathError::Absolute(_))));
         assert!(matches!(normalize("~/x"), Err(PathError::Absolute(_))));
         assert!(matches!(normalize("../x"), Err(PathError::Escapes(_))));
@@ -326,9 +330,15 @@ mod tests {
         assert!(!overlap("*.md", "*.rs"));
         assert!(!overlap("**/*.md", "src/**/*.rs"));
         assert!(!overlap("src/test_*", "src/main_*"));
-        assert!(!overlap("src/*.rs", "src/auth/*.rs"), "different depth, no **");
+        assert!(
+            !overlap("src/*.rs", "src/auth/*.rs"),
+            "different depth, no **"
+        );
         assert!(overlap("src/**", "src/*.rs"));
-        assert!(overlap("src/a/**", "src/*"), "conservative: said to overlap");
+        assert!(
+            overlap("src/a/**", "src/*"),
+            "conservative: said to overlap"
+        );
         assert!(overlap("{src,lib}/a.rs", "src/*.rs"));
     }
 
@@ -342,6 +352,9 @@ mod tests {
             Some("src/new_file.rs")
         );
         assert_eq!(relative_to(dir.path(), "/elsewhere/x.rs"), None);
-        assert_eq!(relative_to(dir.path(), "src/a.rs").as_deref(), Some("src/a.rs"));
+        assert_eq!(
+            relative_to(dir.path(), "src/a.rs").as_deref(),
+            Some("src/a.rs")
+        );
     }
 }

@@ -272,10 +272,7 @@ fn edited_file(event: &Value) -> Option<&str> {
 
 async fn claude_code(ctx: &Ctx, project: Option<String>) -> Result<ExitCode> {
     let mut raw = Vec::new();
-    if let Err(e) = std::io::stdin()
-        .take(MAX_EVENT_BYTES)
-        .read_to_end(&mut raw)
-    {
+    if let Err(e) = std::io::stdin().take(MAX_EVENT_BYTES).read_to_end(&mut raw) {
         warn("hook", format!("cannot read the hook event: {e}"));
         return done();
     }

@@ -124,7 +124,11 @@ async fn reserve_list_release_and_the_exit_code_of_a_conflict() {
     // Held by another: exit 9, holder and reason on stderr.
     let refused = bob.run(&["reserve", "./src/auth/login.rs"]).await;
     refused.assert_fails(9, "alice");
-    assert!(refused.stderr.contains("refactoring auth"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("refactoring auth"),
+        "{}",
+        refused.stderr
+    );
 
     // An absolute path inside the repository is made relative to its top.
     let abs = alice
@@ -165,10 +169,7 @@ async fn reserve_list_release_and_the_exit_code_of_a_conflict() {
         .as_str()
         .expect("id")
         .to_owned();
-    let forced = alice
-        .run(&["release", "--id", &id, "--force"])
-        .await
-        .json();
+    let forced = alice.run(&["release", "--id", &id, "--force"]).await.json();
     assert_eq!(forced["released"][0]["path"], "src/auth/login.rs");
     let all = alice.run(&["release", "--all"]).await.json();
     assert_eq!(all["released"][0]["path"], "docs/guide.md");
@@ -214,11 +215,18 @@ async fn the_pre_commit_guard_blocks_a_staged_file_held_by_another_and_passes_ot
     // Installed as the repository's hook, `git commit` itself is refused.
     let installed = bob.run(&["guard", "install"]).await.json();
     let hook = Path::new(installed["installed"].as_str().expect("path"));
-    assert!(hook.ends_with(".git/hooks/pre-commit"), "{}", hook.display());
+    assert!(
+        hook.ends_with(".git/hooks/pre-commit"),
+        "{}",
+        hook.display()
+    );
     let commit = git(&repo, &["commit", "-q", "-m", "auth"], Some(&url));
     assert!(!commit.status.success(), "the commit was refused");
     let said = String::from_utf8_lossy(&commit.stderr);
-    assert!(said.contains("alice") && said.contains("refactoring auth"), "{said}");
+    assert!(
+        said.contains("alice") && said.contains("refactoring auth"),
+        "{said}"
+    );
 
     // alice lets go: the same commit goes through.
     alice.run(&["release", "--all"]).await.assert_ok();
@@ -228,9 +236,7 @@ async fn the_pre_commit_guard_blocks_a_staged_file_held_by_another_and_passes_ot
     write(&repo, "src/auth/login.rs", "fn login(user: &str) {}\n");
     git(&repo, &["add", "-A", "src"], None).assert_git();
     let down = format!("http://127.0.0.1:{}", dead_port());
-    let out = bob
-        .run(&["--server", &down, "guard", "pre-commit"])
-        .await;
+    let out = bob.run(&["--server", &down, "guard", "pre-commit"]).await;
     assert_eq!(out.code, 0, "fails open: {}", out.stderr);
     assert!(out.stderr.contains("warning"), "{}", out.stderr);
     let commit = git(&repo, &["commit", "-q", "-m", "down"], Some(&down));
@@ -286,12 +292,22 @@ async fn the_claude_code_hook_denies_and_allows_on_recorded_events() {
         }
     }
     // A file nobody holds, and a tool that does not edit: no decision.
-    assert_allowed(&bob.run_with_stdin(&hook, &fixture("edit_free.json", &repo)).await);
-    assert_allowed(&bob.run_with_stdin(&hook, &fixture("read.json", &repo)).await);
+    assert_allowed(
+        &bob.run_with_stdin(&hook, &fixture("edit_free.json", &repo))
+            .await,
+    );
+    assert_allowed(
+        &bob.run_with_stdin(&hook, &fixture("read.json", &repo))
+            .await,
+    );
     // The holder's own edit goes through.
     let alice_repo = alice.cwd().to_path_buf();
     write(&alice_repo, "src/auth/login.rs", "fn login() {}\n");
-    assert_allowed(&alice.run_with_stdin(&hook, &fixture("edit.json", &alice_repo)).await);
+    assert_allowed(
+        &alice
+            .run_with_stdin(&hook, &fixture("edit.json", &alice_repo))
+            .await,
+    );
 
     // A shared reservation does not stop an edit.
     alice.run(&["release", "--all"]).await.assert_ok();
@@ -299,9 +315,15 @@ async fn the_claude_code_hook_denies_and_allows_on_recorded_events() {
         .run(&["reserve", "src/auth/**", "--shared"])
         .await
         .assert_ok();
-    assert_allowed(&bob.run_with_stdin(&hook, &fixture("edit.json", &repo)).await);
+    assert_allowed(
+        &bob.run_with_stdin(&hook, &fixture("edit.json", &repo))
+            .await,
+    );
     alice.run(&["release", "--all"]).await.assert_ok();
-    assert_allowed(&bob.run_with_stdin(&hook, &fixture("edit.json", &repo)).await);
+    assert_allowed(
+        &bob.run_with_stdin(&hook, &fixture("edit.json", &repo))
+            .await,
+    );
 
     // The server down: allowed, with a warning on stderr.
     let down = format!("http://127.0.0.1:{}", dead_port());

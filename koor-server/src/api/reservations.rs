@@ -140,14 +140,9 @@ async fn route(
                 .filter(|p| !p.is_empty())
                 .map(str::to_owned)
                 .collect();
-            let released = reservations::release_all(
-                &app.holds,
-                &app.store,
-                id,
-                param(&q, "project"),
-                &only,
-            )
-            .await?;
+            let released =
+                reservations::release_all(&app.holds, &app.store, id, param(&q, "project"), &only)
+                    .await?;
             tracing::info!(holder = %id, released = released.len(), "reservations released");
             Ok(ok(&json!({"released": released})))
         }
@@ -182,8 +177,7 @@ async fn route(
                 })?;
                 identity::act_for(&app, &headers, who)?;
             }
-            let gone =
-                reservations::release(&app.holds, &app.store, id, instance, force).await?;
+            let gone = reservations::release(&app.holds, &app.store, id, instance, force).await?;
             tracing::info!(id = %gone.id, path = %gone.path, force, "reservation released");
             Ok(ok(&json!({"released": [gone]})))
         }

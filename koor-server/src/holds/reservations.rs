@@ -188,7 +188,9 @@ pub async fn reserve(holds: &Holds, store: &Store, req: Request) -> Result<Vec<R
                     .iter()
                     .find(|h| h.holder.id == who.id && &h.resource == path);
                 let hold = match mine {
-                    Some(h) => renew_with_terms(&holds, tx, h, req.ttl, req.exclusive, &req.reason)?,
+                    Some(h) => {
+                        renew_with_terms(&holds, tx, h, req.ttl, req.exclusive, &req.reason)?
+                    }
                     None => grant(&holds, tx, &who, &project, path, &req)?,
                 };
                 granted.push(to_reservation(&hold));
@@ -261,7 +263,10 @@ pub async fn list(store: &Store, filter: Filter) -> Result<Vec<Reservation>> {
                 now_ms(),
             )?
             .iter()
-            .filter(|h| path.as_deref().is_none_or(|f| paths::covers(&h.resource, f)))
+            .filter(|h| {
+                path.as_deref()
+                    .is_none_or(|f| paths::covers(&h.resource, f))
+            })
             .map(to_reservation)
             .collect())
         })
@@ -272,9 +277,7 @@ pub async fn list(store: &Store, filter: Filter) -> Result<Vec<Reservation>> {
 pub async fn get(store: &Store, id: &str) -> Result<Reservation> {
     let id = id.to_owned();
     store
-        .read(move |c| {
-            live(c, &id).map(|h| to_reservation(&h))
-        })
+        .read(move |c| live(c, &id).map(|h| to_reservation(&h)))
         .await
 }
 
