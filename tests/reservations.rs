@@ -690,3 +690,37 @@ async fn instance_tokens_are_checked() {
     );
     check(&s, json!({"project": "p", "paths": ["a"]})).await;
 }
+
+#[tokio::test]
+async fn racing_reservers_of_overlapping_paths_exactly_one_wins() {
+    let s = Server::start().await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(register(&s, &format!("racer-{i}")).await);
+    }
+    for round in 0..20 {
+        let project = format!("race-{round}");
+        // Each asks for the glob and a file of its own under it: every pair overlaps.
+        let attempts = ids.iter().enumerate().map(|(i, id)| {
+            let req = s.req(Method::POST, "/api/reservations").json(&json!({
+                "instance_id": id, "project": project,
+                "paths": [format!("src/racer{i}.rs"), "src/**"]
+            }));
+            async move { req.send().await.expect("send").status().as_u16() }
+        });
+        let statuses = futures_util::future::join_all(attempts).await;
+        let won = statuses.iter().filter(|s| **s == 200).count();
+        let lost = statuses.iter().filter(|s| **s == 409).count();
+        assert_eq!((won, lost), (1, 11), "round {round}: {statuses:?}");
+        let held = json(
+            s.get(&format!("/api/reservations?project={project}")).await,
+            200,
+        )
+        .await;
+        assert_eq!(
+            held["reservations"].as_array().map(Vec::len),
+            Some(2),
+            "the winner's two paths and nothing of the losers"
+        );
+    }
+}
