@@ -16,6 +16,8 @@ mod events;
 mod logs;
 // The agent registry: lifecycle, liveness, filters, persistence.
 mod instances;
+// Locks over the hold model: races, expiry, keepalive, deregistration, fences, waits, tokens.
+mod locks;
 // The MCP endpoint: the rmcp client, raw-HTTP transport rules, restarts.
 mod mcp;
 // Validation rules: every match type, globs, stacks, proposals over REST and MCP, bad input.

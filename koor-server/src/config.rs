@@ -18,7 +18,7 @@ use crate::logging::parse_level;
     about = "Koor: a coordination server for AI coding agents (state, specs, events, instances, MCP)",
     after_help = "Each flag may also come from its env var or the config file (flags > env > file > defaults).\n\
                   Config file keys: bind, dashboard_bind, data_dir, auth_token, log_level, log_dir,\n\
-                  stale_after, event_retention, allowed_origins."
+                  stale_after, event_retention, allowed_origins, require_instance_token."
 )]
 pub struct Args {
     /// API listen address [env: KOOR_BIND] [default: localhost:9800]
@@ -48,6 +48,10 @@ pub struct Args {
     /// Extra browser origins allowed on /mcp and WebSockets, comma-separated [env: KOOR_ALLOWED_ORIGINS]
     #[arg(long, value_name = "ORIGINS")]
     pub allowed_origins: Option<String>,
+    /// Require X-Koor-Instance-Token on every call made for an instance (heartbeat, holds, inbox)
+    /// [env: KOOR_REQUIRE_INSTANCE_TOKEN] [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub require_instance_token: Option<String>,
     /// Config file (JSON object) [default: ./settings.json when it exists]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -72,6 +76,8 @@ pub struct Config {
     /// Events a WebSocket subscriber may fall behind by before it is closed (not a flag).
     pub subscriber_buffer: usize,
     pub allowed_origins: Vec<String>,
+    /// Calls made for an instance must carry its `X-Koor-Instance-Token`.
+    pub require_instance_token: bool,
 }
 
 impl Default for Config {
@@ -88,6 +94,7 @@ impl Default for Config {
             prune_every: Duration::from_secs(10),
             subscriber_buffer: crate::bus::DEFAULT_CAPACITY,
             allowed_origins: Vec::new(),
+            require_instance_token: false,
         }
     }
 }
@@ -215,6 +222,25 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         })
         .unwrap_or_default();
 
+    let require_instance_token = match layers.get(
+        args.require_instance_token,
+        "KOOR_REQUIRE_INSTANCE_TOKEN",
+        "require_instance_token",
+    ) {
+        None => defaults.require_instance_token,
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "" | "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "require-instance-token",
+                    value: v,
+                    reason: "use true or false".into(),
+                });
+            }
+        },
+    };
+
     Ok(Config {
         bind,
         dashboard_bind,
@@ -227,6 +253,7 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         prune_every: defaults.prune_every,
         subscriber_buffer: defaults.subscriber_buffer,
         allowed_origins,
+        require_instance_token,
     })
 }
 

@@ -161,6 +161,16 @@ impl Registry {
             .ok_or_else(|| not_found(id))
     }
 
+    /// Whether `token` is the one `id` was registered with (constant time); `None` when `id` is
+    /// not registered.
+    pub fn token_matches(&self, id: &str, token: &str) -> Option<bool> {
+        use subtle::ConstantTimeEq;
+        let entries = self.inner.entries.read().ok()?;
+        let entry = entries.get(id)?;
+        let got = format!("{:x}", Sha256::digest(token.as_bytes()));
+        Some(got.as_bytes().ct_eq(entry.row.token_hash.as_bytes()).into())
+    }
+
     /// Counts: (all, stale).
     pub fn counts(&self) -> (i64, i64) {
         let now = Utc::now();
@@ -347,7 +357,14 @@ impl Registry {
             .await
     }
 
-    pub async fn deregister(&self, store: &Store, id: &str) -> Result<Instance> {
+    /// Deregisters `id`; `release` runs in the same transaction after the row is gone (it ends the
+    /// instance's holds), so a dead agent's work is freed atomically with its departure.
+    pub async fn deregister(
+        &self,
+        store: &Store,
+        id: &str,
+        release: impl FnOnce(&mut Tx<'_>, &str) -> Result<()> + Send + 'static,
+    ) -> Result<Instance> {
         self.entry(id)?;
         let reg = self.clone();
         let id = id.to_owned();
@@ -362,6 +379,7 @@ impl Registry {
                 if !rows::delete(tx.conn(), &id)? {
                     return Err(not_found(&id));
                 }
+                release(tx, &id)?;
                 let mut gone = reg.to_instance(&entry, Utc::now());
                 emit(
                     tx,
@@ -502,7 +520,7 @@ mod tests {
             }),
             async {
                 sleep(50).await;
-                reg.deregister(&store, &id).await
+                reg.deregister(&store, &id, |_, _| Ok(())).await
             },
             async {
                 sleep(150).await;

@@ -538,6 +538,11 @@ async fn set_intent(app: &App, args: Args) -> Result<Value, String> {
             ),
             other => store_message(other),
         })?;
+    // Also a heartbeat for the agent's holds (locks, reservations, task claims).
+    app.holds
+        .keepalive(&app.store, &id)
+        .await
+        .map_err(store_message)?;
     tracing::info!(id = %i.id, name = %i.name, "instance intent set over mcp");
     Ok(json!({
         "instance_id": i.id,

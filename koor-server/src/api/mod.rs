@@ -8,7 +8,9 @@ mod dashboard;
 pub mod error;
 pub mod events;
 mod health;
+mod identity;
 mod instances;
+mod locks;
 mod logs;
 mod mcp;
 mod rules;
@@ -48,6 +50,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(mcp::routes(app.clone()))
         .unify()
         .or(rules::routes(app.clone()))
+        .unify()
+        .or(locks::routes(app.clone()))
         .unify()
         .boxed();
     auth_guard(app.clone())
