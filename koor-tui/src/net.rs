@@ -1,8 +1,8 @@
 //! Network I/O, in background tasks that report to the model as [`Net`] messages.
 //!
 //! - [`watch_events`]: list-then-watch. On every (re)connect it reads `last_event_id` from
-//!   `/api/metrics` first, then the state and instance listings (so the snapshot reflects at least
-//!   every event up to that id), then opens `/api/events/subscribe?pattern=*&pattern=koor.**` with
+//!   `/api/metrics` first, then the state, instance and lock listings (so the snapshot reflects at
+//!   least every event up to that id), then opens `/api/events/subscribe?pattern=*&pattern=koor.**` with
 //!   `since` = the last event it delivered (on the first connect: the snapshot's id). The server
 //!   replays what was missed, so no event is lost or shown twice. When the connection drops it
 //!   retries with capped exponential backoff and says so.
