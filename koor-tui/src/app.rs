@@ -18,6 +18,7 @@ use crate::views::events::EventsView;
 use crate::views::instances::InstancesView;
 use crate::views::logs::LogsView;
 use crate::views::state::StateView;
+use crate::views::work::WorkView;
 
 /// Below this size only a "terminal too small" notice is drawn.
 pub const MIN_WIDTH: u16 = 50;
@@ -59,6 +60,8 @@ pub struct App {
     pub state: StateView,
     pub instances: InstancesView,
     pub logs: LogsView,
+    /// (ext) Locks (later tasks, reservations, messages).
+    pub work: WorkView,
     pub help: bool,
     pub confirm: Option<Confirm>,
     pub status: Option<Status>,
@@ -82,6 +85,7 @@ impl App {
             state: StateView::default(),
             instances: InstancesView::default(),
             logs: LogsView::default(),
+            work: WorkView::default(),
             help: false,
             confirm: None,
             status: None,
@@ -147,11 +151,14 @@ fn on_tick(app: &mut App, now: i64) -> Vec<Command> {
     {
         app.status = None;
     }
+    let mut cmds = Vec::new();
     if app.conn == Conn::Connected && app.ticks.is_multiple_of(REFRESH_INSTANCES_TICKS) {
-        vec![Command::RefreshInstances]
-    } else {
-        Vec::new()
+        cmds.push(Command::RefreshInstances);
+        if !app.work.locks.list.is_empty() {
+            cmds.push(Command::RefreshLocks);
+        }
     }
+    cmds
 }
 
 fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
@@ -174,7 +181,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
             }
             Answer::Yes(cmd) => {
                 app.confirm = None;
-                app.set_status("deregistering…", false);
+                app.set_status(cmd.pending_text(), false);
                 vec![cmd]
             }
         };
@@ -198,6 +205,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
         ViewId::State => app.state.handle_key(&key, &mut ctx),
         ViewId::Instances => app.instances.handle_key(&key, &mut ctx),
         ViewId::Logs => app.logs.handle_key(&key, &mut ctx),
+        ViewId::Work => app.work.handle_key(&key, &mut ctx),
     };
     if let Some((text, error)) = ctx.status.take() {
         app.set_status(text, error);
@@ -216,7 +224,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
         }
         KeyCode::Tab => app.view = app.view.next(),
         KeyCode::BackTab => app.view = app.view.prev(),
-        KeyCode::Char(c @ '1'..='4') => {
+        KeyCode::Char(c @ '1'..='9') if ((c as u8 - b'1') as usize) < ViewId::ALL.len() => {
             app.view = ViewId::ALL[(c as u8 - b'1') as usize];
         }
         KeyCode::Char('?') => app.help = true,
@@ -294,6 +302,15 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
             let title = result.as_ref().ok().map(|d| d.title.clone());
             app.state.detail_loaded(result, title.as_deref());
         }
+        Net::Locks { locks, as_of } => app.work.locks.set_list(locks, as_of, app.now_ms),
+        Net::Lock(lock) => app.work.locks.upsert(*lock),
+        Net::LockReleased { name, fence, error } => match error {
+            None => {
+                app.work.locks.ended(&name, Some(fence), app.now_ms);
+                app.set_status(format!("✓ released lock {name}"), false);
+            }
+            Some(err) => app.set_status(format!("✗ could not release {name}: {err}"), true),
+        },
         Net::Deregistered(results) => {
             let ok: Vec<&(String, String, Option<String>)> =
                 results.iter().filter(|r| r.2.is_none()).collect();
@@ -412,7 +429,9 @@ fn on_event(app: &mut App, ev: Event, cmds: &mut Vec<Command>) {
                 );
             }
             "koor.instance.deregistered" => app.instances.remove(str_field(d, "id"), now),
-            _ => {}
+            topic => {
+                app.work.on_event(topic, d, &ev.created_at, now, cmds);
+            }
         }
     }
     app.events.push(ev);

@@ -1,8 +1,8 @@
 //! Network I/O, in background tasks that report to the model as [`Net`] messages.
 //!
 //! - [`watch_events`]: list-then-watch. On every (re)connect it reads `last_event_id` from
-//!   `/api/metrics` first, then the state and instance listings (so the snapshot reflects at least
-//!   every event up to that id), then opens `/api/events/subscribe?pattern=*&pattern=koor.**` with
+//!   `/api/metrics` first, then the state, instance and lock listings (so the snapshot reflects at
+//!   least every event up to that id), then opens `/api/events/subscribe?pattern=*&pattern=koor.**` with
 //!   `since` = the last event it delivered (on the first connect: the snapshot's id). The server
 //!   replays what was missed, so no event is lost or shown twice. When the connection drops it
 //!   retries with capped exponential backoff and says so.
@@ -139,10 +139,11 @@ impl EventWatch {
             self.resume = None;
         }
         let all = InstanceFilter::default();
-        let (state, instances, projects) = tokio::join!(
+        let (state, instances, projects, locks) = tokio::join!(
             client.state_list(),
             client.instances(&all),
-            client.spec_projects()
+            client.spec_projects(),
+            client.locks()
         );
         let (state, instances) = (state?, instances?);
         let projects = projects.unwrap_or_default();
@@ -164,6 +165,17 @@ impl EventWatch {
             })),
         )
         .await?;
+        // (a server without locks answers 404: nothing to show)
+        if let Ok(list) = locks {
+            send(
+                tx,
+                Net::Locks {
+                    locks: list.locks,
+                    as_of: snapshot_id,
+                },
+            )
+            .await?;
+        }
         // 2. then the stream from there
         let patterns: Vec<String> = PATTERNS.iter().map(|p| (*p).to_owned()).collect();
         let mut sub = client.subscribe_events(&patterns, Some(since)).await?;
@@ -355,6 +367,28 @@ pub async fn run_command(client: &Client, cmd: Command) -> Option<Net> {
             .ok()
             .map(Net::Instances),
         Command::FetchSpecs(project) => client.specs_list(&project).await.ok().map(Net::Specs),
+        Command::FetchLock(name) => client
+            .lock(&name)
+            .await
+            .ok()
+            .map(|l| Net::Lock(Box::new(l))),
+        Command::RefreshLocks => {
+            // the id first, then the listing: it reflects at least every event up to that id
+            let as_of = client.metrics().await.ok()?.last_event_id;
+            let list = client.locks().await.ok()?;
+            Some(Net::Locks {
+                locks: list.locks,
+                as_of,
+            })
+        }
+        Command::ForceReleaseLock { name, fence } => {
+            let error = client
+                .lock_release(&name, None, true, None)
+                .await
+                .err()
+                .map(|e| describe(&e));
+            Some(Net::LockReleased { name, fence, error })
+        }
     }
 }
 

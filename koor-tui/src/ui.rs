@@ -20,7 +20,7 @@ pub const SIDE_BY_SIDE_WIDTH: u16 = 160;
 /// Keys every view has.
 const GLOBAL_KEYS: [KeyHelp; 6] = [
     ("Tab/S-Tab", "next/previous view"),
-    ("1-4", "Events, State, Instances, Logs"),
+    ("1-5", "Events, State, Instances, Logs, Work"),
     ("j/k ↑/↓", "move (PgUp/PgDn, g/G)"),
     ("Esc", "back / clear filter"),
     ("?", "this help"),
@@ -72,6 +72,7 @@ fn draw_view(app: &App, view: ViewId, f: &mut Frame, area: Rect, theme: &Theme, 
         ViewId::State => app.state.render(f, area, theme, focused, app.now_ms),
         ViewId::Instances => app.instances.render(f, area, theme, focused, app.now_ms),
         ViewId::Logs => app.logs.render(f, area, theme, focused),
+        ViewId::Work => app.work.render(f, area, theme, focused, app.now_ms),
     }
 }
 
@@ -213,6 +214,7 @@ fn view_keys(app: &App) -> Vec<KeyHelp> {
         ViewId::State => app.state.keys(),
         ViewId::Instances => app.instances.keys(app.readonly),
         ViewId::Logs => app.logs.keys(),
+        ViewId::Work => app.work.keys(app.readonly),
     }
 }
 
@@ -263,6 +265,7 @@ fn filter_editing(app: &App) -> bool {
         ViewId::State => app.state.filter.editing,
         ViewId::Instances => app.instances.filter.editing,
         ViewId::Logs => app.logs.filter.editing,
+        ViewId::Work => app.work.filter_editing(),
     }
 }
 

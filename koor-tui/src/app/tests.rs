@@ -107,6 +107,8 @@ fn global_keys_switch_views_and_quit() {
     assert_eq!(app.view, ViewId::State);
     update(&mut app, key(KeyCode::BackTab));
     update(&mut app, key(KeyCode::BackTab));
+    assert_eq!(app.view, ViewId::Work);
+    update(&mut app, key(KeyCode::BackTab));
     assert_eq!(app.view, ViewId::Logs);
     update(&mut app, ch('3'));
     assert_eq!(app.view, ViewId::Instances);

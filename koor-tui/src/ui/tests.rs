@@ -45,7 +45,7 @@ fn instances_view_at_80x24() {
     let lines = draw(&app, 80, 24);
     let mut want: Vec<String> = vec![
         " koor  http://127.0.0.1:9800  ● connected            ev 2 keys 2 inst 2 stale 1 ",
-        "  1 Events   2 State   3 Instances   4 Logs                                     ",
+        "  1 Events   2 State   3 Instances   4 Logs   5 Work                            ",
         " Instances · 2 · 1 stale ───────────────────────────────────────────────────────",
         "STATUS    NAME           WORKSPACE        INTENT                            SEEN",
         "✗ stale   cursor         /src/cursor      working                           10s ",
