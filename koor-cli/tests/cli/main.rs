@@ -8,6 +8,7 @@ mod harness;
 mod config;
 mod errors;
 mod events;
+mod init;
 mod instances;
 mod misc;
 mod rules;
