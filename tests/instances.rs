@@ -334,7 +334,10 @@ async fn instances_survive_a_restart_with_correct_status() {
         if o["status"] == "stale" {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "never went stale: {o}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never went stale: {o}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let f = json(s.get(&format!("/api/instances/{fid}")).await, 200).await;

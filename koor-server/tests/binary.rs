@@ -204,7 +204,10 @@ fn a_data_dir_that_cannot_be_created_is_a_clear_error() {
         "file/koor",
     ]));
     assert_ne!(code, 0);
-    assert!(err.contains("cannot create the data dir file/koor"), "{err}");
+    assert!(
+        err.contains("cannot create the data dir file/koor"),
+        "{err}"
+    );
     assert!(err.contains("Not a directory"), "{err}");
 }
 

@@ -50,7 +50,9 @@ pub enum ConfigCmd {
     },
 
     /// Remove a saved setting from the user file (--local: from ./settings.json).
-    #[command(after_help = "Example:\n  koor-cli config unset token\n  koor-cli config unset server --local")]
+    #[command(
+        after_help = "Example:\n  koor-cli config unset token\n  koor-cli config unset server --local"
+    )]
     Unset {
         /// Which setting.
         key: Key,

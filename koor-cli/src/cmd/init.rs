@@ -290,7 +290,9 @@ fn plan_section(workspace: &Path, doc: &str, section: &str) -> Result<Planned> {
     let before = read_existing(&path)?;
     let after = match &before {
         None => section.to_owned(),
-        Some(text) => replace_section(text, section).map_err(|e| anyhow!("{}: {e}", path.display()))?,
+        Some(text) => {
+            replace_section(text, section).map_err(|e| anyhow!("{}: {e}", path.display()))?
+        }
     };
     Ok(Planned {
         shown: doc.to_owned(),
@@ -591,12 +593,9 @@ mod tests {
             r#"{"zeta":1,"mcpServers":{"other":{"url":"http://x"},"koor":{"url":"old"}},"alpha":[1.5,true,null]}"#,
         )
         .expect("parse");
-        let fresh: Json = serde_json::from_str(&snippet_text(
-            Ide::Cursor,
-            "http://h:1",
-            TokenMode::None,
-        ))
-        .expect("snippet");
+        let fresh: Json =
+            serde_json::from_str(&snippet_text(Ide::Cursor, "http://h:1", TokenMode::None))
+                .expect("snippet");
         merge_entry(&mut doc, &fresh, "mcpServers").expect("merge");
         assert_eq!(
             serde_json::to_string(&doc).expect("json"),

@@ -71,9 +71,15 @@ impl Ide {
     /// How the user supplies the token the snippet refers to (one line, for humans).
     pub fn token_hint(self) -> &'static str {
         match self {
-            Ide::Claude => "Claude Code expands ${KOOR_TOKEN} from its environment: export KOOR_TOKEN before starting it",
-            Ide::Cursor => "Cursor expands ${env:KOOR_TOKEN} from its environment: export KOOR_TOKEN before starting it",
-            Ide::Vscode => "VS Code asks for the token once (input koor-token) and keeps it in its secret storage",
+            Ide::Claude => {
+                "Claude Code expands ${KOOR_TOKEN} from its environment: export KOOR_TOKEN before starting it"
+            }
+            Ide::Cursor => {
+                "Cursor expands ${env:KOOR_TOKEN} from its environment: export KOOR_TOKEN before starting it"
+            }
+            Ide::Vscode => {
+                "VS Code asks for the token once (input koor-token) and keeps it in its secret storage"
+            }
         }
     }
 }

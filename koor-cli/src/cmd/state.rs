@@ -187,6 +187,9 @@ mod tests {
         assert_eq!(content_type_of(b"42"), "application/json");
         assert_eq!(content_type_of(b"plain text"), "text/plain; charset=utf-8");
         assert_eq!(content_type_of(b""), "text/plain; charset=utf-8");
-        assert_eq!(content_type_of(&[0xff, 0x00, 0x10]), "application/octet-stream");
+        assert_eq!(
+            content_type_of(&[0xff, 0x00, 0x10]),
+            "application/octet-stream"
+        );
     }
 }

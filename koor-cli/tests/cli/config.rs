@@ -161,7 +161,11 @@ async fn config_set_applies_from_every_directory() {
     let again = elsewhere
         .run(&["config", "set", "server", &server.url()])
         .await;
-    assert!(again.stderr.contains("wins in this directory"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("wins in this directory"),
+        "{}",
+        again.stderr
+    );
     assert_eq!(
         again.json()["overridden_here_by"],
         elsewhere.cwd().join("settings.json").display().to_string()

@@ -19,7 +19,11 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                let rel = path.strip_prefix(dir).expect("inside").display().to_string();
+                let rel = path
+                    .strip_prefix(dir)
+                    .expect("inside")
+                    .display()
+                    .to_string();
                 files.insert(rel, std::fs::read(&path).expect("read"));
             }
         }
@@ -50,9 +54,11 @@ async fn mcp_initialize(url: &str, authorization: Option<&str>) -> reqwest::Resp
     let mut req = reqwest::Client::new()
         .post(url)
         .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
+        .json(
+            &json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
             "protocolVersion":"2025-06-18","capabilities":{},
-            "clientInfo":{"name":"init-test","version":"1"}}}));
+            "clientInfo":{"name":"init-test","version":"1"}}}),
+        );
     if let Some(a) = authorization {
         req = req.header("authorization", a);
     }
@@ -79,7 +85,14 @@ async fn init_twice_changes_only_its_own_parts() {
     // A dry run shows the plan with the contents and writes nothing.
     let untouched = snapshot(&ws);
     let dry = cli
-        .run(&["init", "--workspace", ws_arg, "--project", "shop", "--dry-run"])
+        .run(&[
+            "init",
+            "--workspace",
+            ws_arg,
+            "--project",
+            "shop",
+            "--dry-run",
+        ])
         .await
         .json();
     assert_eq!(dry["dry_run"], true);
@@ -132,13 +145,19 @@ async fn init_twice_changes_only_its_own_parts() {
     ] {
         assert!(agents.contains(cmd), "AGENTS.md lacks {cmd:?}");
     }
-    assert_eq!(read(&ws.join("CLAUDE.md")), agents[agents_before.len() + 1..]);
+    assert_eq!(
+        read(&ws.join("CLAUDE.md")),
+        agents[agents_before.len() + 1..]
+    );
 
     // .mcp.json: the other server and key kept, in their order, koor added with ${KOOR_TOKEN}.
     let mcp = read(&ws.join(".mcp.json"));
     let other = mcp.find("\"other\"").expect("other kept");
     let koor = mcp.find("\"koor\"").expect("koor added");
-    assert!(other < koor && koor < mcp.find("\"z\"").expect("z kept"), "{mcp}");
+    assert!(
+        other < koor && koor < mcp.find("\"z\"").expect("z kept"),
+        "{mcp}"
+    );
     let claude: Value = serde_json::from_str(&mcp).expect("json");
     let entry = &claude["mcpServers"]["koor"];
     assert_eq!(entry["url"], format!("{}/mcp", server.url()));
@@ -184,7 +203,14 @@ async fn init_twice_changes_only_its_own_parts() {
     // Another name changes only the section.
     let third = cli
         .run(&[
-            "init", "--workspace", ws_arg, "--project", "shop", "--name", "web-2", "--ide",
+            "init",
+            "--workspace",
+            ws_arg,
+            "--project",
+            "shop",
+            "--name",
+            "web-2",
+            "--ide",
             "cursor",
         ])
         .await

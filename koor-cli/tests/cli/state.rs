@@ -324,10 +324,7 @@ async fn set_labels_values_by_what_they_are() {
     let set = |key: &'static str, data: &'static str| {
         let cli = &cli;
         async move {
-            cli.run(&["state", "set", key, "--data", data])
-                .await
-                .json()["content_type"]
-                .clone()
+            cli.run(&["state", "set", key, "--data", data]).await.json()["content_type"].clone()
         }
     };
     assert_eq!(set("note", "plain text").await, "text/plain; charset=utf-8");
@@ -357,9 +354,6 @@ async fn set_labels_values_by_what_they_are() {
     let resp = reqwest::get(format!("{}/api/state/note", server.url()))
         .await
         .expect("GET");
-    assert_eq!(
-        resp.headers()["content-type"],
-        "text/plain; charset=utf-8"
-    );
+    assert_eq!(resp.headers()["content-type"], "text/plain; charset=utf-8");
     assert_eq!(resp.text().await.expect("body"), "plain text");
 }

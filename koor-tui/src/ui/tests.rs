@@ -263,7 +263,9 @@ fn filter_searches_the_row_and_the_header_says_so_at_80_columns() {
     let lines = draw(&app, 80, 24);
     assert_on_screen(&lines, "build.pipeline.fron…");
     assert!(
-        !lines.iter().any(|l| l.contains("filter:") || l.contains('⌕')),
+        !lines
+            .iter()
+            .any(|l| l.contains("filter:") || l.contains('⌕')),
         "no filter yet:\n{}",
         screen(&lines)
     );

@@ -382,7 +382,10 @@ mod tests {
         assert!(matches(&t("#7"), &ev(7, "x")), "the id");
         let mut state = ev(8, "koor.state.updated");
         state.data = serde_json::json!({"key": "api-contract", "version": 5});
-        assert!(matches(&t("api-contract"), &state), "what the DATA column shows");
+        assert!(
+            matches(&t("api-contract"), &state),
+            "what the DATA column shows"
+        );
         assert!(matches(&t("contract v5"), &state));
     }
 
