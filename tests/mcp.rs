@@ -773,30 +773,43 @@ fn ide_snippets_in_assets_have_the_documented_formats() {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
     };
     let url = "http://localhost:9800/mcp";
-    let headers = json!({"Authorization": "Bearer YOUR_KOOR_TOKEN"});
-    for (plain, auth, entry, key) in [
+    // The -auth variants name the token through each IDE's own variable substitution, so the
+    // file can be committed without the secret in it.
+    for (plain, auth, entry, key, token) in [
         (
             "claude-code.json",
             "claude-code-auth.json",
             json!({"type": "http", "url": url}),
             "mcpServers",
+            "${KOOR_TOKEN}",
         ),
         (
             "cursor.json",
             "cursor-auth.json",
             json!({"url": url}),
             "mcpServers",
+            "${env:KOOR_TOKEN}",
         ),
         (
             "vscode.json",
             "vscode-auth.json",
             json!({"type": "http", "url": url}),
             "servers",
+            "${input:koor-token}",
         ),
     ] {
         assert_eq!(read(plain), json!({key: {"koor": entry}}), "{plain}");
         let mut with_auth = entry.clone();
-        with_auth["headers"] = headers.clone();
-        assert_eq!(read(auth), json!({key: {"koor": with_auth}}), "{auth}");
+        with_auth["headers"] = json!({"Authorization": format!("Bearer {token}")});
+        let mut want = json!({key: {"koor": with_auth}});
+        if key == "servers" {
+            want["inputs"] = json!([{
+                "type": "promptString",
+                "id": "koor-token",
+                "description": "Koor bearer token (koor-server --auth-token)",
+                "password": true
+            }]);
+        }
+        assert_eq!(read(auth), want, "{auth}");
     }
 }

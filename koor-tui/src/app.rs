@@ -107,12 +107,41 @@ impl App {
         self.instances.stale().len()
     }
 
+    /// A message about the current view: it shows while that view is on screen.
     fn set_status(&mut self, text: impl Into<String>, error: bool) {
+        self.set_status_on(Some(self.view), text, error);
+    }
+
+    /// A message about `view` (`None`: about the whole console, shown on every view).
+    fn set_status_on(&mut self, view: Option<ViewId>, text: impl Into<String>, error: bool) {
         self.status = Some(Status {
             text: text.into(),
             error,
             at_ms: self.now_ms,
+            view,
         });
+    }
+
+    /// The status message to show on the current view, if any.
+    pub fn visible_status(&self) -> Option<&Status> {
+        self.status
+            .as_ref()
+            .filter(|s| s.view.is_none_or(|v| v == self.view))
+    }
+
+    /// With a filter active on the current view: how many rows it shows.
+    pub fn filtered_rows(&self) -> Option<usize> {
+        match self.view {
+            ViewId::Events if self.events.filter.is_active() => Some(self.events.visible().len()),
+            ViewId::State if self.state.filter.is_active() => {
+                Some(self.state.visible_keys().len() + self.state.visible_specs().len())
+            }
+            ViewId::Instances if self.instances.filter.is_active() => {
+                Some(self.instances.visible().len())
+            }
+            ViewId::Logs if self.logs.filter.is_active() => Some(self.logs.visible().len()),
+            _ => None,
+        }
     }
 
     fn ctx(&self) -> Ctx {
@@ -238,11 +267,12 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
     let mut cmds = Vec::new();
     match net {
         Net::Conn(conn) => {
-            if conn == Conn::Connected && app.conn != Conn::Connected {
-                // a reconnect: the log stream may have missed records too
-                if app.logs.down.is_some() {
-                    cmds.push(Command::SetLogLevel(app.logs.level));
-                }
+            if conn == Conn::Connected
+                && matches!(app.conn, Conn::Reconnecting { .. } | Conn::AuthError { .. })
+            {
+                // a reconnect (the server may have restarted): read the log ring again at once
+                // rather than wait for the log stream's own retry or for new records
+                cmds.push(Command::SetLogLevel(app.logs.level));
             }
             app.conn = conn;
         }
@@ -253,7 +283,8 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
                     filter: app.events.filter.clone(),
                     ..EventsView::default()
                 };
-                app.set_status(
+                app.set_status_on(
+                    None,
                     "the server's event history started over (new data dir?)",
                     true,
                 );
@@ -281,7 +312,8 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
             }
         }
         Net::Gap { from, to } => {
-            app.set_status(
+            app.set_status_on(
+                Some(ViewId::Events),
                 format!("events #{from}..#{to} were pruned before the stream resumed"),
                 true,
             );
@@ -325,16 +357,19 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
+            let on = Some(ViewId::Instances);
             match (ok.len(), failed.first()) {
-                (_, None) => app.set_status(format!("✓ deregistered {}", names(&ok)), false),
-                (0, Some((name, _, err))) => app.set_status(
+                (_, None) => app.set_status_on(on, format!("✓ deregistered {}", names(&ok)), false),
+                (0, Some((name, _, err))) => app.set_status_on(
+                    on,
                     format!(
                         "✗ could not deregister {name}: {}",
                         err.as_deref().unwrap_or("")
                     ),
                     true,
                 ),
-                (n, Some((_, _, err))) => app.set_status(
+                (n, Some((_, _, err))) => app.set_status_on(
+                    on,
                     format!(
                         "deregistered {n}; ✗ failed {}: {}",
                         names(&failed),

@@ -24,8 +24,11 @@ pub const PATTERNS: [&str; 2] = ["*", "koor.**"];
 const RECENT: u32 = 200;
 /// Log records loaded with each log snapshot.
 const RECENT_LOGS: u32 = 300;
-/// Longest wait between reconnection attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Longest wait between reconnection attempts: short, so the console is back within a second or
+/// so of the server (an attempt is one small request to a server that is usually on loopback).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// The first wait.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 /// Wall-clock milliseconds since the epoch.
 pub fn now_ms() -> i64 {
@@ -34,10 +37,9 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// The wait before attempt `attempt` (1-based): 1 s, 2 s, 4 s, 8 s, then [`MAX_BACKOFF`].
+/// The wait before attempt `attempt` (1-based): 0.25 s, 0.5 s, then [`MAX_BACKOFF`].
 pub fn backoff(attempt: u32) -> Duration {
-    let secs = 1u64 << attempt.saturating_sub(1).min(6);
-    Duration::from_secs(secs).min(MAX_BACKOFF)
+    (FIRST_BACKOFF * (1u32 << attempt.saturating_sub(1).min(6))).min(MAX_BACKOFF)
 }
 
 /// Why a session ended.
@@ -398,9 +400,9 @@ mod tests {
 
     #[test]
     fn backoff_is_capped() {
-        assert_eq!(backoff(1), Duration::from_secs(1));
-        assert_eq!(backoff(3), Duration::from_secs(4));
-        assert_eq!(backoff(5), MAX_BACKOFF);
+        assert_eq!(backoff(1), Duration::from_millis(250));
+        assert_eq!(backoff(2), Duration::from_millis(500));
+        assert_eq!(backoff(3), MAX_BACKOFF);
         assert_eq!(backoff(500), MAX_BACKOFF);
     }
 

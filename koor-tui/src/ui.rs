@@ -125,10 +125,20 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let keys = app.state.keys.len();
     let instances = app.instances.list.len();
     // the counts in the longest form that fits; the scheme of the URL goes first when tight
+    // with a filter on the current view, the counts say so and how many rows it lets through
+    let (shown_long, shown_short) = match app.filtered_rows() {
+        Some(n) => (
+            format!("filter: {} shown · ", format::count(n as u64)),
+            format!("⌕{} ", format::count(n as u64)),
+        ),
+        None => (String::new(), String::new()),
+    };
     let counts = [
-        format!("events {events} · keys {keys} · instances {instances} · stale {stale} "),
-        format!("ev {events} keys {keys} inst {instances} stale {stale} "),
-        format!("inst {instances} stale {stale} "),
+        format!(
+            "{shown_long}events {events} · keys {keys} · instances {instances} · stale {stale} "
+        ),
+        format!("{shown_short}ev {events} keys {keys} inst {instances} stale {stale} "),
+        format!("{shown_short}inst {instances} stale {stale} "),
     ];
     let server = app.server.as_str();
     let short_server = server.split_once("://").map_or(server, |(_, rest)| rest);
@@ -184,7 +194,7 @@ fn draw_tabs(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
 }
 
 fn draw_status(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
-    let line = if let Some(s) = &app.status {
+    let line = if let Some(s) = app.visible_status() {
         let style = if s.error { theme.bad() } else { theme.good() };
         Line::from(Span::styled(format!(" {}", s.text), style))
     } else {
