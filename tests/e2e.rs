@@ -22,6 +22,8 @@ mod locks;
 mod reservations;
 // The MCP endpoint: the rmcp client, raw-HTTP transport rules, restarts.
 mod mcp;
+// MCP for coordination: resuming an identity, the lock tool, strict argument types, limits.
+mod mcp_work;
 // Validation rules: every match type, globs, stacks, proposals over REST and MCP, bad input.
 mod rules;
 // The web dashboard: its listener, and the page in headless Chromium (skipped without it unless CI).

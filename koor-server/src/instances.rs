@@ -69,11 +69,19 @@ impl Registry {
     pub fn load(store: &Store, stale_after: Duration) -> Result<Registry> {
         let loaded = store.read_now(rows::load_all)?;
         let count = loaded.len() as u64;
+        // No agent could heartbeat while the server was down: each one that was not already
+        // stale gets one full stale-after period from startup (its contact counts from now).
+        let started = Utc::now();
         let entries = loaded
             .into_iter()
             .enumerate()
             .map(|(seq, row)| {
-                let seen = parse_rfc3339(&row.last_seen).unwrap_or_else(Utc::now);
+                let stored = parse_rfc3339(&row.last_seen).unwrap_or(started);
+                let seen = if row.status == STALE {
+                    stored
+                } else {
+                    stored.max(started)
+                };
                 let seq = seq as u64;
                 (row.id.clone(), Entry { row, seen, seq })
             })

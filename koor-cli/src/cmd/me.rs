@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use koor_shared::identity::{self, Current};
+use koor_shared::types::Instance;
 use serde::Serialize;
-use serde_json::Value;
 
 use super::done;
 use crate::Ctx;
@@ -84,7 +84,7 @@ struct WhoAmI {
     /// Whether an instance token is known (sent as `X-Koor-Instance-Token`).
     token: bool,
     /// The server's view of the instance.
-    instance: Value,
+    instance: Instance,
 }
 
 /// `whoami`: the instance this directory acts for, and the server's view of it.
@@ -108,7 +108,7 @@ pub async fn whoami(ctx: &Ctx) -> Result<ExitCode> {
         source: me.source.to_string(),
         file: me.file.as_ref().map(|(p, _)| p.display().to_string()),
         token: me.token.is_some(),
-        instance: serde_json::to_value(&instance)?,
+        instance,
     };
     ctx.out.json(&answer)?;
     done()

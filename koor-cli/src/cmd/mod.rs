@@ -4,6 +4,7 @@ mod completions;
 mod config;
 mod events;
 mod guard;
+mod init;
 mod instances;
 mod lock;
 mod logs;
@@ -151,9 +152,15 @@ pub enum Command {
     /// Print the MCP config snippet for an IDE (claude, cursor or vscode).
     #[command(
         name = "mcp-config",
-        after_help = "Example:\n  koor-cli mcp-config claude --pretty > .mcp.json\n  koor-cli mcp-config cursor --pretty > .cursor/mcp.json"
+        after_help = "Example:\n  koor-cli mcp-config claude --pretty > .mcp.json\n  koor-cli mcp-config cursor --pretty > .cursor/mcp.json\n  koor-cli mcp-config vscode --inline-token\n\nWith a token configured, the Authorization header names it by the IDE's variable\n(${KOOR_TOKEN} for Claude Code, ${env:KOOR_TOKEN} for Cursor, an ${input:koor-token} prompt\nfor VS Code), so the file can be committed; --inline-token writes the token itself."
     )]
     McpConfig(mcp::McpArgs),
+
+    /// Set up a workspace for an agent: the IDE's MCP config and a Koor section in AGENTS.md/CLAUDE.md.
+    #[command(
+        after_help = "Example:\n  koor-cli init\n  koor-cli init --ide claude --workspace ../web --name web-agent --project shop --dry-run\n\nRe-running it is safe: it replaces only the koor entry of each MCP config and the section\nbetween <!-- koor:begin ... --> and <!-- koor:end --> in AGENTS.md/CLAUDE.md."
+    )]
+    Init(init::InitArgs),
 
     /// Print a shell completion script.
     #[command(
@@ -186,6 +193,7 @@ impl Command {
             Command::Logs(args) => args.run(ctx).await,
             Command::Config(cmd) => cmd.run(ctx),
             Command::McpConfig(args) => args.run(ctx),
+            Command::Init(args) => args.run(ctx),
             Command::Completions(args) => args.run(ctx),
         };
         result.map_err(|err| {

@@ -9,6 +9,7 @@ mod config;
 mod errors;
 mod events;
 mod identity;
+mod init;
 mod instances;
 mod locks;
 mod misc;

@@ -121,6 +121,13 @@ impl Reply for ApiError {
             resp.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
+        if let ApiError::Unauthorized = &self {
+            // RFC 6750: a 401 names the scheme the client should use.
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"koor\""),
+            );
+        }
         resp
     }
 }
