@@ -8,6 +8,7 @@
 //! - [`store`]: SQLite with one group-committing writer thread and pooled readers.
 //! - [`bus`]: fan-out of committed events to subscribers.
 //! - [`instances`]: the in-memory agent registry with liveness, persisted through the store.
+//! - [`messages`]: directed messages between instances, threads and receipts.
 //! - [`holds`]: the one model behind locks, reservations and task claims (TTL, expiry, fences).
 //! - [`waiters`]: long-polls that sleep until a committed event concerns them.
 //! - [`validate`]: the validation engine (rule matching, globs, stacks) behind `/api/validate`.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod holds;
 pub mod instances;
 pub mod logging;
+pub mod messages;
 mod serve;
 pub mod store;
 pub mod validate;

@@ -13,9 +13,11 @@ mod instances;
 mod locks;
 mod logs;
 mod mcp;
+mod messages;
 mod rules;
 mod specs;
 mod state;
+mod wait;
 mod ws;
 
 use std::convert::Infallible;
@@ -40,6 +42,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(state::routes(app.clone()))
         .unify()
         .or(specs::routes(app.clone()))
+        .unify()
+        .or(messages::routes(app.clone()).or(wait::routes(app.clone())).unify())
         .unify()
         .or(instances::routes(app.clone()))
         .unify()
