@@ -18,6 +18,10 @@ mod logs;
 mod instances;
 // Locks over the hold model: races, expiry, keepalive, deregistration, fences, waits, tokens.
 mod locks;
+// Messages: ids and names, threads, inboxes, receipts, limits, events without bodies.
+mod messages;
+// Long-polls: events, inbox and state waits; deadlines, metrics, a thousand waiters, shutdown.
+mod waiting;
 // The MCP endpoint: the rmcp client, raw-HTTP transport rules, restarts.
 mod mcp;
 // Validation rules: every match type, globs, stacks, proposals over REST and MCP, bad input.
