@@ -11,6 +11,7 @@ mod events;
 mod identity;
 mod instances;
 mod locks;
+mod messages;
 mod misc;
 mod rules;
 mod specs;
