@@ -26,7 +26,11 @@ async fn send(s: &Server, body: Value) -> Value {
 }
 
 async fn inbox(s: &Server, id: &str, query: &str) -> Value {
-    json(s.get(&format!("/api/instances/{id}/inbox{query}")).await, 200).await
+    json(
+        s.get(&format!("/api/instances/{id}/inbox{query}")).await,
+        200,
+    )
+    .await
 }
 
 fn ids(list: &Value) -> Vec<i64> {
@@ -70,7 +74,10 @@ async fn send_inbox_read_ack_round_trip() {
     }
     assert_eq!(ids(&inbox(&s, &b, "?unread=1").await), vec![id]);
     assert_eq!(ids(&inbox(&s, &b, "?unacked=1").await), vec![id]);
-    assert!(ids(&inbox(&s, &a, "").await).is_empty(), "the sender's inbox");
+    assert!(
+        ids(&inbox(&s, &a, "").await).is_empty(),
+        "the sender's inbox"
+    );
 
     // Read: read_at set, still listed, no longer unread; still unacked.
     let read = json(
@@ -205,15 +212,30 @@ async fn bad_input_is_a_clear_400_or_413_never_a_500() {
     let (a, _) = register(&s, "alpha").await;
     let (b, _) = register(&s, "beta").await;
     let post = |body: Value| s.post_json("/api/messages", body);
-    error(post(json!({"to": [b], "subject": "x"})).await, 400, "from is required").await;
+    error(
+        post(json!({"to": [b], "subject": "x"})).await,
+        400,
+        "from is required",
+    )
+    .await;
     error(
         post(json!({"from": "nobody", "to": [b], "subject": "x"})).await,
         400,
         "instance not found: nobody",
     )
     .await;
-    error(post(json!({"from": a, "subject": "x"})).await, 400, "to is required").await;
-    error(post(json!({"from": a, "to": [b]})).await, 400, "subject is required").await;
+    error(
+        post(json!({"from": a, "subject": "x"})).await,
+        400,
+        "to is required",
+    )
+    .await;
+    error(
+        post(json!({"from": a, "to": [b]})).await,
+        400,
+        "subject is required",
+    )
+    .await;
     error(
         post(json!({"from": a, "to": [b], "subject": "x", "thread_id": 999})).await,
         400,
@@ -242,7 +264,11 @@ async fn bad_input_is_a_clear_400_or_413_never_a_500() {
 
     // A body up to 1 MiB is fine; beyond is a 413.
     let big = "x".repeat(1024 * 1024 - 2);
-    send(&s, json!({"from": a, "to": [b], "subject": "big", "body": big})).await;
+    send(
+        &s,
+        json!({"from": a, "to": [b], "subject": "big", "body": big}),
+    )
+    .await;
     let too_big = "x".repeat(1024 * 1024);
     error(
         post(json!({"from": a, "to": [b], "subject": "big", "body": too_big})).await,
@@ -258,9 +284,19 @@ async fn bad_input_is_a_clear_400_or_413_never_a_500() {
     )
     .await;
 
-    error(s.get("/api/messages/999").await, 404, "message not found: 999").await;
+    error(
+        s.get("/api/messages/999").await,
+        404,
+        "message not found: 999",
+    )
+    .await;
     error(s.get("/api/messages/abc").await, 400, "not a message id").await;
-    error(s.get("/api/messages/threads/999").await, 404, "thread not found").await;
+    error(
+        s.get("/api/messages/threads/999").await,
+        404,
+        "thread not found",
+    )
+    .await;
     error(
         s.post_json(&format!("/api/instances/{b}/inbox/999/read"), json!({}))
             .await,
@@ -276,12 +312,28 @@ async fn bad_input_is_a_clear_400_or_413_never_a_500() {
         "not in the inbox of alpha",
     )
     .await;
-    error(s.get("/api/instances/nobody/inbox").await, 404, "instance not found").await;
-    error(s.get(&format!("/api/instances/{b}/inbox?wait=3m")).await, 400, "longest wait").await;
-    error(s.get(&format!("/api/instances/{b}/inbox?since=x")).await, 400, "invalid since").await;
+    error(
+        s.get("/api/instances/nobody/inbox").await,
+        404,
+        "instance not found",
+    )
+    .await;
+    error(
+        s.get(&format!("/api/instances/{b}/inbox?wait=3m")).await,
+        400,
+        "longest wait",
+    )
+    .await;
+    error(
+        s.get(&format!("/api/instances/{b}/inbox?since=x")).await,
+        400,
+        "invalid since",
+    )
+    .await;
     error(s.delete("/api/messages").await, 405, "not allowed").await;
     error(
-        s.get(&format!("/api/instances/{b}/inbox/{first}/read")).await,
+        s.get(&format!("/api/instances/{b}/inbox/{first}/read"))
+            .await,
         405,
         "not allowed",
     )
@@ -351,26 +403,39 @@ async fn messages_outlive_deregistration_and_restarts() {
     let s = Server::start().await;
     let (a, _) = register(&s, "alpha").await;
     let (b, _) = register(&s, "beta").await;
-    let id = send(&s, json!({"from": a, "to": [b], "subject": "bye", "body": [1, 2]})).await["id"]
+    let id = send(
+        &s,
+        json!({"from": a, "to": [b], "subject": "bye", "body": [1, 2]}),
+    )
+    .await["id"]
         .as_i64()
         .expect("id");
     json(s.delete(&format!("/api/instances/{a}")).await, 200).await;
     // The sender is gone: the recipient still reads the message, with the sender's name.
     let got = inbox(&s, &b, "").await;
-    assert_eq!(got["messages"][0]["from"], json!({"id": a, "name": "alpha"}));
+    assert_eq!(
+        got["messages"][0]["from"],
+        json!({"id": a, "name": "alpha"})
+    );
     let one = json(s.get(&format!("/api/messages/{id}")).await, 200).await;
     assert_eq!(one["from"]["name"], "alpha");
     // A gone instance can no longer send, nor be addressed.
     error(
-        s.post_json("/api/messages", json!({"from": a, "to": [b], "subject": "x"}))
-            .await,
+        s.post_json(
+            "/api/messages",
+            json!({"from": a, "to": [b], "subject": "x"}),
+        )
+        .await,
         400,
         "instance not found",
     )
     .await;
     error(
-        s.post_json("/api/messages", json!({"from": b, "to": ["alpha"], "subject": "x"}))
-            .await,
+        s.post_json(
+            "/api/messages",
+            json!({"from": b, "to": ["alpha"], "subject": "x"}),
+        )
+        .await,
         400,
         "\"alpha\"",
     )
@@ -382,7 +447,10 @@ async fn messages_outlive_deregistration_and_restarts() {
     assert_eq!(got["messages"][0]["body"], json!([1, 2]));
     json(s.delete(&format!("/api/instances/{b}")).await, 200).await;
     let one = json(s.get(&format!("/api/messages/{id}")).await, 200).await;
-    assert_eq!(one["to"][0]["name"], "beta", "readable by id after both left");
+    assert_eq!(
+        one["to"][0]["name"], "beta",
+        "readable by id after both left"
+    );
 }
 
 #[tokio::test]

@@ -36,10 +36,7 @@ async fn until_waiters(s: &Server, n: i64) {
 }
 
 /// Starts a GET in the background; answers (status, body text, when it arrived).
-fn spawn_get(
-    s: &Server,
-    path: &str,
-) -> tokio::task::JoinHandle<(StatusCode, String, Instant)> {
+fn spawn_get(s: &Server, path: &str) -> tokio::task::JoinHandle<(StatusCode, String, Instant)> {
     let req = s.req(Method::GET, path);
     tokio::spawn(async move {
         let resp = req.send().await.expect("send");
@@ -138,7 +135,11 @@ async fn an_events_wait_with_since_answers_what_is_stored_at_once() {
 async fn waits_end_empty_at_their_deadline_and_refuse_more_than_the_maximum() {
     let s = Server::start().await;
     let started = Instant::now();
-    let got = json(s.get("/api/events/wait?pattern=never.*&timeout=1s").await, 200).await;
+    let got = json(
+        s.get("/api/events/wait?pattern=never.*&timeout=1s").await,
+        200,
+    )
+    .await;
     assert_eq!(got, json!([]));
     assert!(started.elapsed() >= Duration::from_secs(1), "it waited");
 
@@ -164,17 +165,62 @@ async fn waits_end_empty_at_their_deadline_and_refuse_more_than_the_maximum() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.expect("body"), r#"{"v":1}"#);
     // A missing key with after > 0 was deleted: 404.
-    error(s.get("/api/state/gone?wait=5s&after=3").await, 404, "key not found").await;
+    error(
+        s.get("/api/state/gone?wait=5s&after=3").await,
+        404,
+        "key not found",
+    )
+    .await;
 
-    error(s.get("/api/events/wait?timeout=121s").await, 400, "longest wait").await;
-    error(s.get("/api/events/wait?timeout=soon").await, 400, "invalid timeout").await;
-    error(s.get("/api/events/wait?since=-1").await, 400, "invalid since").await;
-    error(s.get("/api/events/wait?since=999999").await, 400, "newest_id").await;
+    error(
+        s.get("/api/events/wait?timeout=121s").await,
+        400,
+        "longest wait",
+    )
+    .await;
+    error(
+        s.get("/api/events/wait?timeout=soon").await,
+        400,
+        "invalid timeout",
+    )
+    .await;
+    error(
+        s.get("/api/events/wait?since=-1").await,
+        400,
+        "invalid since",
+    )
+    .await;
+    error(
+        s.get("/api/events/wait?since=999999").await,
+        400,
+        "newest_id",
+    )
+    .await;
     error(s.get("/api/events/wait?last=0").await, 400, "invalid last").await;
-    error(s.get("/api/state/cfg?wait=3m&after=1").await, 400, "longest wait").await;
-    error(s.get("/api/state/cfg?wait=5s").await, 400, "after=N is required").await;
-    error(s.get("/api/state/cfg?wait=5s&after=-2").await, 400, "invalid after").await;
-    error(s.post_json("/api/events/wait", json!({})).await, 405, "not allowed").await;
+    error(
+        s.get("/api/state/cfg?wait=3m&after=1").await,
+        400,
+        "longest wait",
+    )
+    .await;
+    error(
+        s.get("/api/state/cfg?wait=5s").await,
+        400,
+        "after=N is required",
+    )
+    .await;
+    error(
+        s.get("/api/state/cfg?wait=5s&after=-2").await,
+        400,
+        "invalid after",
+    )
+    .await;
+    error(
+        s.post_json("/api/events/wait", json!({})).await,
+        405,
+        "not allowed",
+    )
+    .await;
     assert_eq!(json(s.get("/api/metrics").await, 200).await["waiters"], 0);
 }
 
@@ -188,8 +234,11 @@ async fn an_inbox_wait_wakes_on_a_message_to_it() {
     until_waiters(&s, 1).await;
     // A message to someone else does not answer it.
     json(
-        s.post_json("/api/messages", json!({"from": a, "to": [c], "subject": "not you"}))
-            .await,
+        s.post_json(
+            "/api/messages",
+            json!({"from": a, "to": [c], "subject": "not you"}),
+        )
+        .await,
         200,
     )
     .await;
@@ -212,7 +261,8 @@ async fn an_inbox_wait_wakes_on_a_message_to_it() {
 
     // Unread mail already there answers at once.
     let got = json(
-        s.get(&format!("/api/instances/{b}/inbox?unread=1&wait=60s")).await,
+        s.get(&format!("/api/instances/{b}/inbox?unread=1&wait=60s"))
+            .await,
         200,
     )
     .await;
@@ -303,10 +353,26 @@ async fn a_shutdown_ends_every_wait_promptly() {
     until_waiters(&s, 3).await;
     let started = Instant::now();
     s.stop().await;
-    println!("server stopped {:?} after the stop began", started.elapsed());
+    println!(
+        "server stopped {:?} after the stop began",
+        started.elapsed()
+    );
     for w in waiters {
         let (status, text, _) = answer(w).await;
         assert_eq!(status, 503, "{text}");
         assert!(text.contains("shutting down"), "{text}");
     }
+}
+
+#[tokio::test]
+async fn a_waiter_whose_client_went_away_stops_counting() {
+    let s = Server::start().await;
+    let a = register(&s, "alpha").await;
+    let events = spawn_get(&s, "/api/events/wait?pattern=x&timeout=120s");
+    let inbox = spawn_get(&s, &format!("/api/instances/{a}/inbox?wait=120s"));
+    until_waiters(&s, 2).await;
+    // The clients hang up: the server drops their requests, and the waiters with them.
+    events.abort();
+    inbox.abort();
+    until_waiters(&s, 0).await;
 }

@@ -77,8 +77,8 @@ impl Server {
 
     /// CPU time the server has used (user + system), from /proc (clock ticks of 10 ms).
     fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
         let fields: Vec<u64> = rest

@@ -144,11 +144,7 @@ pub async fn run(
             .run_sweeper(app.store.clone(), app.stopping()),
     );
     // Subscribed here, before the first request is accepted, so no waiter can miss an event.
-    let dispatcher = tokio::spawn(
-        app.waiters
-            .clone()
-            .run(app.bus.subscribe(), app.stopping()),
-    );
+    let dispatcher = tokio::spawn(app.waiters.clone().run(app.bus.subscribe(), app.stopping()));
     let api_server = serve::serve(api, api::routes(app.clone()), app.stopping());
     let dashboard_server = async {
         if let Some(listener) = dashboard {

@@ -100,12 +100,11 @@ pub async fn send(store: &Store, m: Outgoing) -> Result<Sent> {
     store
         .write(move |tx| {
             let from = crate::holds::holder(tx, m.from.trim())?;
-            let to: Vec<String> = m
-                .to
-                .iter()
-                .filter(|t| !t.trim().is_empty())
-                .cloned()
-                .collect();
+            let to: Vec<String> =
+                m.to.iter()
+                    .filter(|t| !t.trim().is_empty())
+                    .cloned()
+                    .collect();
             let to = resolve(tx, &to)?;
             let thread_id = match m.thread_id {
                 None => None,

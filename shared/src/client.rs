@@ -16,9 +16,9 @@ use crate::config::ClientConfig;
 use crate::error::ErrorBody;
 use crate::rules::{Rule, RuleList, RuleStatus, RulesSet, ValidateRequest, Validation};
 use crate::types::{
-    Deleted, Event, Health, Inbox, Instance, Lock, LockList, LogRecord, Metrics,
-    PublishRequest, RegisterRequest, Registered, Rollback, SendMessage, Sent, SpecList, SpecWrite,
-    StateDiff, StateHistory, StateSummary, StateWrite, Thread,
+    Deleted, Event, Health, Inbox, Instance, Lock, LockList, LogRecord, Metrics, PublishRequest,
+    RegisterRequest, Registered, Rollback, SendMessage, Sent, SpecList, SpecWrite, StateDiff,
+    StateHistory, StateSummary, StateWrite, Thread,
 };
 
 /// Characters escaped in a key: everything but unreserved characters and `/`.
@@ -647,7 +647,8 @@ impl Client {
 
     /// `GET /api/messages/threads/{thread_id}`: the thread, oldest first.
     pub async fn thread(&self, thread_id: i64) -> Result<Thread, ClientError> {
-        self.get(&format!("/api/messages/threads/{thread_id}")).await
+        self.get(&format!("/api/messages/threads/{thread_id}"))
+            .await
     }
 
     /// `POST /api/instances/{id}/inbox/{msg}/read` (or `/ack` when `ack`): answers

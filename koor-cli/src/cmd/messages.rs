@@ -88,10 +88,7 @@ impl SendArgs {
             thread_id: self.thread,
             ack_required: self.ack,
         };
-        let sent = ctx
-            .client()?
-            .send_message(&msg, token.as_deref())
-            .await?;
+        let sent = ctx.client()?.send_message(&msg, token.as_deref()).await?;
         ctx.out.json(&sent)?;
         done()
     }

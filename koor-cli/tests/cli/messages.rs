@@ -68,14 +68,24 @@ async fn one_agent_asks_another_and_waits_for_the_reply() {
         assert_eq!(ids(&bob.run(&["inbox", "--unread"]).await.json()), vec![q]);
     }
     let read = bob.run(&["read", &q.to_string()]).await.json();
-    assert!(read["read_at"].is_string() && read["acked_at"].is_null(), "{read}");
+    assert!(
+        read["read_at"].is_string() && read["acked_at"].is_null(),
+        "{read}"
+    );
     assert!(ids(&bob.run(&["inbox", "--unread"]).await.json()).is_empty());
     assert_eq!(ids(&bob.run(&["inbox", "--unacked"]).await.json()), vec![q]);
     let acked = bob.run(&["ack", &q.to_string()]).await.json();
     assert!(acked["acked_at"].is_string());
 
     // alice waits for the answer; bob replies in the thread with a body from stdin
-    let mut alice_waits = alice.spawn(&["inbox", "--unread", "--thread", &q.to_string(), "--wait", "5m"]);
+    let mut alice_waits = alice.spawn(&[
+        "inbox",
+        "--unread",
+        "--thread",
+        &q.to_string(),
+        "--wait",
+        "5m",
+    ]);
     until_waiters(&server, 1).await;
     let reply = bob
         .stdin("v3, see the spec\n")
@@ -176,6 +186,9 @@ async fn wait_prints_the_matching_events() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
-    let got: Vec<i64> = lines.iter().map(|e| e["id"].as_i64().expect("id")).collect();
+    let got: Vec<i64> = lines
+        .iter()
+        .map(|e| e["id"].as_i64().expect("id"))
+        .collect();
     assert_eq!(got, vec![first, second]);
 }

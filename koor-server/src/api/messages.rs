@@ -28,19 +28,25 @@ const MAX_REQUEST: usize = MAX_BODY_BYTES + 64 * 1024;
 const DEFAULT_RECENT: usize = 50;
 
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    let messages = warp::path("api")
-        .and(warp::path("messages"))
-        .and(warp::path::tail())
-        .and(warp::method())
-        .and(warp::header::headers_cloned())
-        .and(query())
-        .and(body::limited(MAX_REQUEST))
-        .and(with_app(app.clone()))
-        .then(
-            |tail: Tail, method: Method, headers: HeaderMap, q: Query, body: Bytes, app: App| async move {
-                respond(route(tail, method, headers, q, body, app).await)
-            },
-        );
+    let messages =
+        warp::path("api")
+            .and(warp::path("messages"))
+            .and(warp::path::tail())
+            .and(warp::method())
+            .and(warp::header::headers_cloned())
+            .and(query())
+            .and(body::limited(MAX_REQUEST))
+            .and(with_app(app.clone()))
+            .then(
+                |tail: Tail,
+                 method: Method,
+                 headers: HeaderMap,
+                 q: Query,
+                 body: Bytes,
+                 app: App| async move {
+                    respond(route(tail, method, headers, q, body, app).await)
+                },
+            );
     // Only `{id}/inbox...` under /api/instances: everything else falls through to the
     // instance routes.
     let inbox = warp::path("api")
@@ -93,7 +99,9 @@ fn message_id(what: &str, raw: &str) -> Result<i64, ApiError> {
         .parse::<i64>()
         .ok()
         .filter(|id| *id >= 1)
-        .ok_or_else(|| ApiError::bad_request(format!("invalid {what}: {raw:?} is not a message id")))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("invalid {what}: {raw:?} is not a message id"))
+        })
 }
 
 async fn route(
@@ -125,9 +133,7 @@ async fn route(
             let thread = message_id("thread_id", thread)?;
             Ok(ok(&messages::thread(&app.store, thread).await?))
         }
-        (["unread"] | ["threads", _], m) => {
-            Err(method_not_allowed(&m, "/api/messages/...", "GET"))
-        }
+        (["unread"] | ["threads", _], m) => Err(method_not_allowed(&m, "/api/messages/...", "GET")),
         ([id], Method::GET | Method::HEAD) => {
             let id = message_id("message id", id)?;
             Ok(ok(&messages::get(&app.store, id).await?))
@@ -170,9 +176,11 @@ async fn send(app: App, headers: HeaderMap, body: Bytes) -> Result<Response, Api
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(message_id("thread_id", &n.to_string())?),
         Some(Value::String(s)) => Some(message_id("thread_id", s)?),
-        Some(other) => return Err(ApiError::bad_request(format!(
-            "invalid thread_id: {other} is not a message id"
-        ))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid thread_id: {other} is not a message id"
+            )));
+        }
     };
     let to = match req.to {
         Addressees::Many(v) => v,
@@ -191,7 +199,12 @@ async fn send(app: App, headers: HeaderMap, body: Bytes) -> Result<Response, Api
         },
     )
     .await?;
-    tracing::info!(id = sent.id, thread_id = sent.thread_id, to = sent.to.len(), "message sent");
+    tracing::info!(
+        id = sent.id,
+        thread_id = sent.thread_id,
+        to = sent.to.len(),
+        "message sent"
+    );
     Ok(ok(&sent))
 }
 
