@@ -18,7 +18,8 @@ use crate::logging::parse_level;
     about = "Koor: a coordination server for AI coding agents (state, specs, events, instances, MCP)",
     after_help = "Each flag may also come from its env var or the config file (flags > env > file > defaults).\n\
                   Config file keys: bind, dashboard_bind, data_dir, auth_token, log_level, log_dir,\n\
-                  stale_after, event_retention, allowed_origins."
+                  stale_after, event_retention, allowed_origins, audit_retention, webhook_timeout,\n\
+                  webhook_max_failures."
 )]
 pub struct Args {
     /// API listen address [env: KOOR_BIND] [default: localhost:9800]
@@ -48,6 +49,15 @@ pub struct Args {
     /// Extra browser origins allowed on /mcp and WebSockets, comma-separated [env: KOOR_ALLOWED_ORIGINS]
     #[arg(long, value_name = "ORIGINS")]
     pub allowed_origins: Option<String>,
+    /// Audit log entries kept; older ones are pruned [env: KOOR_AUDIT_RETENTION] [default: 100000]
+    #[arg(long, value_name = "N")]
+    pub audit_retention: Option<String>,
+    /// How long a webhook receiver may take to answer, e.g. 10s [env: KOOR_WEBHOOK_TIMEOUT] [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub webhook_timeout: Option<String>,
+    /// Consecutive failed deliveries after which a webhook is disabled [env: KOOR_WEBHOOK_MAX_FAILURES] [default: 10]
+    #[arg(long, value_name = "N")]
+    pub webhook_max_failures: Option<String>,
     /// Config file (JSON object) [default: ./settings.json when it exists]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -72,6 +82,16 @@ pub struct Config {
     /// Events a WebSocket subscriber may fall behind by before it is closed (not a flag).
     pub subscriber_buffer: usize,
     pub allowed_origins: Vec<String>,
+    /// Audit log entries kept.
+    pub audit_retention: u64,
+    /// Per-attempt timeout of a webhook delivery.
+    pub webhook_timeout: Duration,
+    /// Consecutive failures that disable a webhook.
+    pub webhook_max_failures: u32,
+    /// First retry delay of a failed delivery; doubles up to `webhook_retry_max` (not flags:
+    /// tests shorten them).
+    pub webhook_retry_base: Duration,
+    pub webhook_retry_max: Duration,
 }
 
 impl Default for Config {
@@ -88,6 +108,11 @@ impl Default for Config {
             prune_every: Duration::from_secs(10),
             subscriber_buffer: crate::bus::DEFAULT_CAPACITY,
             allowed_origins: Vec::new(),
+            audit_retention: 100_000,
+            webhook_timeout: Duration::from_secs(10),
+            webhook_max_failures: 10,
+            webhook_retry_base: Duration::from_secs(1),
+            webhook_retry_max: Duration::from_secs(60),
         }
     }
 }
@@ -214,6 +239,44 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
                 .collect()
         })
         .unwrap_or_default();
+    let positive = |value: Option<String>, name: &'static str, default: u64| match value {
+        Some(s) => match s.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(ConfigError::Invalid {
+                name,
+                value: s,
+                reason: "use a positive number".into(),
+            }),
+        },
+        None => Ok(default),
+    };
+    let audit_retention = positive(
+        layers.get(
+            args.audit_retention,
+            "KOOR_AUDIT_RETENTION",
+            "audit_retention",
+        ),
+        "audit retention",
+        defaults.audit_retention,
+    )?;
+    let webhook_max_failures = positive(
+        layers.get(
+            args.webhook_max_failures,
+            "KOOR_WEBHOOK_MAX_FAILURES",
+            "webhook_max_failures",
+        ),
+        "webhook max failures",
+        u64::from(defaults.webhook_max_failures),
+    )?;
+    let webhook_timeout =
+        match layers.get(args.webhook_timeout, "KOOR_WEBHOOK_TIMEOUT", "webhook_timeout") {
+            Some(s) => parse_duration(&s).map_err(|reason| ConfigError::Invalid {
+                name: "webhook timeout",
+                value: s,
+                reason,
+            })?,
+            None => defaults.webhook_timeout,
+        };
 
     Ok(Config {
         bind,
@@ -227,6 +290,11 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         prune_every: defaults.prune_every,
         subscriber_buffer: defaults.subscriber_buffer,
         allowed_origins,
+        audit_retention,
+        webhook_timeout,
+        webhook_max_failures: u32::try_from(webhook_max_failures).unwrap_or(u32::MAX),
+        webhook_retry_base: defaults.webhook_retry_base,
+        webhook_retry_max: defaults.webhook_retry_max,
     })
 }
 
