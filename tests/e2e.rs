@@ -3,6 +3,8 @@
 
 // Starting servers and talking to them.
 mod harness;
+// A webhook receiver on loopback that can acknowledge, fail or hang.
+mod receiver;
 
 // Health, metrics, errors, auth, restart, the data-dir lock.
 mod server;
@@ -22,3 +24,5 @@ mod mcp;
 mod rules;
 // The web dashboard: its listener, and the page in headless Chromium (skipped without it unless CI).
 mod dashboard;
+// Webhooks: signatures, order under failures, restarts, isolation, auto-disable.
+mod webhooks;

@@ -20,7 +20,9 @@ pub const WEBHOOK_HEADER: &str = "X-Koor-Webhook";
 /// `POST /api/webhooks`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateWebhook {
+    #[serde(default)]
     pub id: String,
+    #[serde(default)]
     pub url: String,
     #[serde(default)]
     pub patterns: Vec<String>,
