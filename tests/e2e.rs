@@ -26,3 +26,5 @@ mod rules;
 mod dashboard;
 // Webhooks: signatures, order under failures, restarts, isolation, auto-disable.
 mod webhooks;
+// The audit log: every kind of mutation, actors, filters, retention.
+mod audit;

@@ -84,10 +84,14 @@ pub struct Seen {
     remote: Option<SocketAddr>,
     bearer: bool,
     instance_token: Option<HeaderValue>,
+    /// The instance the request's `X-Koor-Instance-Token` belongs to.
+    instance: Option<String>,
 }
 
-/// Extracts what the audit and the request metrics need; never rejects.
-pub fn seen() -> impl Filter<Extract = (Seen,), Error = warp::Rejection> + Clone {
+/// Extracts what the audit and the request metrics need, before the request is served. A
+/// mutating request that names its instance by token has it looked up now (so a request that
+/// deregisters the instance is still attributed to it).
+pub fn seen(app: App) -> impl Filter<Extract = (Seen,), Error = warp::Rejection> + Clone {
     warp::any()
         .map(Instant::now)
         .and(warp::method())
@@ -115,9 +119,24 @@ pub fn seen() -> impl Filter<Extract = (Seen,), Error = warp::Rejection> + Clone
                     remote: peer.map(|p| p.0),
                     bearer,
                     instance_token,
+                    instance: None,
                 }
             },
         )
+        .and(crate::api::with_app(app))
+        .then(|mut seen: Seen, app: App| async move {
+            let mutating = !matches!(seen.method, Method::GET | Method::HEAD | Method::OPTIONS);
+            if let Some(token) = seen.instance_token.as_ref().filter(|_| mutating) {
+                let hash = format!("{:x}", Sha256::digest(token.as_bytes()));
+                seen.instance = app
+                    .store
+                    .read(move |c| log::instance_for_token(c, &hash))
+                    .await
+                    .ok()
+                    .flatten();
+            }
+            seen
+        })
 }
 
 /// Called with every reply: counts it in the metrics and, for a mutation, buffers its entry.
@@ -146,15 +165,14 @@ pub fn observe(app: &App, seen: Seen, resp: &mut Response) {
         s if s < 400 => "success",
         _ => "error",
     };
-    let actor = query_param(&seen.query, "instance_id")
+    let actor = seen
+        .instance
+        .or_else(|| query_param(&seen.query, "instance_id"))
         .or_else(|| query_param(&seen.query, "from"))
         .unwrap_or_default();
     app.audit.push(NewEntry {
         timestamp: now_rfc3339(),
         actor,
-        instance_token_hash: seen
-            .instance_token
-            .map(|t| format!("{:x}", Sha256::digest(t.as_bytes()))),
         action,
         resource,
         detail,
@@ -257,12 +275,14 @@ pub fn classify(method: &Method, path: &str, query: &str) -> Option<(String, Str
 pub async fn run(app: App) {
     let mut prune = tokio::time::interval(app.config.prune_every);
     prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stopping = app.stopping();
     let mut stopping = std::pin::pin!(stopping);
     loop {
         tokio::select! {
             () = &mut stopping => return,
-            () = tokio::time::sleep(FLUSH_EVERY) => flush(&app).await,
+            _ = tick.tick() => flush(&app).await,
             () = app.audit.wake.notified() => flush(&app).await,
             _ = prune.tick() => {
                 let keep = app.config.audit_retention;

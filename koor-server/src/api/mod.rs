@@ -68,7 +68,7 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .recover(error::handle_rejection)
         .unify();
     // Every reply, whatever route built it, is counted and (for a mutation) audited here.
-    crate::audit::seen()
+    crate::audit::seen(app.clone())
         .and(served)
         .map(move |seen, reply| {
             let mut resp = Reply::into_response(reply);

@@ -13,8 +13,6 @@ pub struct NewEntry {
     pub timestamp: String,
     /// The instance when the request named it, else empty (the remote address is used).
     pub actor: String,
-    /// Hex SHA-256 of an instance token the request carried, resolved to its instance on insert.
-    pub instance_token_hash: Option<String>,
     pub action: String,
     pub resource: String,
     pub detail: String,
@@ -26,23 +24,22 @@ pub struct NewEntry {
     pub token_used: bool,
 }
 
-/// Appends entries, resolving instance tokens to instance ids.
+/// The instance whose token hashes to `token_hash` (hex SHA-256), if one is registered.
+pub fn instance_for_token(conn: &Connection, token_hash: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM instances WHERE token_hash = ?1")?
+        .query_row([token_hash], |r| r.get(0))
+        .optional()?)
+}
+
+/// Appends entries.
 pub fn append(conn: &Connection, entries: &[NewEntry]) -> Result<()> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO audit_log (timestamp, actor, action, resource, detail, outcome, status, method, \
          path, remote, token_used) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    let mut by_token = conn.prepare_cached("SELECT id FROM instances WHERE token_hash = ?1")?;
     for e in entries {
         let mut actor = e.actor.clone();
-        if let Some(hash) = &e.instance_token_hash {
-            if let Some(id) = by_token
-                .query_row([hash], |r| r.get::<_, String>(0))
-                .optional()?
-            {
-                actor = id;
-            }
-        }
         if actor.is_empty() {
             actor = remote_host(&e.remote).to_owned();
         }
