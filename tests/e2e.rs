@@ -28,3 +28,5 @@ mod dashboard;
 mod webhooks;
 // The audit log: every kind of mutation, actors, filters, retention.
 mod audit;
+// Backup under load, restore, and the Prometheus exposition.
+mod backup;
