@@ -10,6 +10,7 @@ mod errors;
 mod events;
 mod instances;
 mod misc;
+mod ops;
 mod rules;
 mod specs;
 mod state;
