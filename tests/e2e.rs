@@ -30,3 +30,5 @@ mod webhooks;
 mod audit;
 // Backup under load, restore, and the Prometheus exposition.
 mod backup;
+// Rules export and import.
+mod rules_io;

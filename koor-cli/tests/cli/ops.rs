@@ -86,3 +86,32 @@ async fn backup_writes_a_sqlite_file_and_restore_points_to_the_server() {
         .await
         .assert_fails(2, "koor-server restore snap.db --data-dir DIR");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_export_to_a_file_and_import_elsewhere() {
+    let a = Server::start().await;
+    let b = Server::start().await;
+    let cli_a = a.cli();
+    cli_a
+        .run(&["rules", "set", "shop", "--data", r#"[{"rule_id":"no-todo","pattern":"TODO"}]"#])
+        .await
+        .assert_ok();
+    let out = cli_a.run(&["rules", "export", "--output", "rules.json"]).await.json();
+    assert_eq!(out["exported"], 1);
+    let file = cli_a.cwd().join("rules.json");
+    let text = std::fs::read_to_string(&file).expect("export file");
+    assert!(text.contains("\"source\": \"local\""), "{text}");
+    let printed = cli_a.run(&["rules", "export", "--source", "learned"]).await.json();
+    assert_eq!(printed, serde_json::json!([]));
+
+    let imported = b
+        .cli()
+        .run(&["rules", "import", "--file", file.to_str().expect("path")])
+        .await
+        .json();
+    assert_eq!(imported["imported"], 1);
+    b.cli()
+        .run(&["rules", "import", "--data", "{}"])
+        .await
+        .assert_fails(2, "JSON array");
+}
