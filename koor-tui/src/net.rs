@@ -355,6 +355,7 @@ pub async fn run_command(client: &Client, cmd: Command) -> Option<Net> {
             .ok()
             .map(Net::Instances),
         Command::FetchSpecs(project) => client.specs_list(&project).await.ok().map(Net::Specs),
+        Command::FetchWebhooks => client.webhooks().await.ok().map(Net::Webhooks),
     }
 }
 

@@ -633,3 +633,22 @@ fn spec_projects_from_the_snapshot_are_fetched() {
         "{cmds:?}"
     );
 }
+
+#[test]
+fn webhook_events_and_connects_refetch_the_webhooks() {
+    let mut app = connected();
+    let cmds = update(
+        &mut app,
+        Msg::Net(Net::Events(vec![ev(
+            11,
+            "koor.webhook.disabled",
+            json!({"id": "ci"}),
+        )])),
+    );
+    assert!(cmds.contains(&Command::FetchWebhooks), "{cmds:?}");
+    let cmds = update(
+        &mut app,
+        Msg::Net(Net::Events(vec![ev(12, "koor.state.updated", json!({"key": "a", "version": 2}))])),
+    );
+    assert!(!cmds.contains(&Command::FetchWebhooks), "{cmds:?}");
+}
