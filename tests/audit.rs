@@ -34,17 +34,36 @@ async fn every_kind_of_mutation_is_recorded_without_the_token() {
     let s = Server::start_with(|c| c.auth_token = Some(TOKEN.into())).await;
     assert_eq!(s.put("/api/state/cfg", "{\"a\":1}").await.status(), 200);
     assert_eq!(s.put("/api/state/cfg", "{\"a\":2}").await.status(), 200);
-    assert_eq!(s.req(Method::POST, "/api/state/cfg?rollback=1").send().await.expect("rollback").status(), 200);
+    assert_eq!(
+        s.req(Method::POST, "/api/state/cfg?rollback=1")
+            .send()
+            .await
+            .expect("rollback")
+            .status(),
+        200
+    );
     assert_eq!(s.delete("/api/state/cfg").await.status(), 200);
-    assert_eq!(s.put("/api/specs/shop/orders", "{\"openapi\":\"3.1.0\"}").await.status(), 200);
+    assert_eq!(
+        s.put("/api/specs/shop/orders", "{\"openapi\":\"3.1.0\"}")
+            .await
+            .status(),
+        200
+    );
     assert_eq!(s.delete("/api/specs/shop/orders").await.status(), 200);
     publish(&s, "build.done", json!({})).await;
     let reg = json(
-        s.post_json("/api/instances/register", json!({"name": "agent-a", "workspace": "/w"})).await,
+        s.post_json(
+            "/api/instances/register",
+            json!({"name": "agent-a", "workspace": "/w"}),
+        )
+        .await,
         200,
     )
     .await;
-    let (iid, itoken) = (reg["id"].as_str().expect("id").to_owned(), reg["token"].as_str().expect("token").to_owned());
+    let (iid, itoken) = (
+        reg["id"].as_str().expect("id").to_owned(),
+        reg["token"].as_str().expect("token").to_owned(),
+    );
     // An agent naming itself with its token: the entry's actor is the instance.
     let named = s
         .req(Method::PUT, "/api/state/owned")
@@ -54,7 +73,10 @@ async fn every_kind_of_mutation_is_recorded_without_the_token() {
         .await
         .expect("PUT");
     assert_eq!(named.status(), 200);
-    assert_eq!(s.delete(&format!("/api/instances/{iid}")).await.status(), 200);
+    assert_eq!(
+        s.delete(&format!("/api/instances/{iid}")).await.status(),
+        200
+    );
     let rules = s
         .req(Method::PUT, "/api/validate/shop/rules")
         .json(&json!([{"rule_id": "no-todo", "pattern": "TODO"}]))
@@ -63,27 +85,50 @@ async fn every_kind_of_mutation_is_recorded_without_the_token() {
         .expect("PUT rules");
     assert_eq!(rules.status(), 200);
     json(
-        s.post_json("/api/rules/propose", json!({"project": "shop", "rule_id": "p1", "pattern": "x", "proposed_by": iid}))
-            .await,
+        s.post_json(
+            "/api/rules/propose",
+            json!({"project": "shop", "rule_id": "p1", "pattern": "x", "proposed_by": iid}),
+        )
+        .await,
         200,
     )
     .await;
-    assert_eq!(s.post_json("/api/rules/shop/p1/accept", json!({})).await.status(), 200);
+    assert_eq!(
+        s.post_json("/api/rules/shop/p1/accept", json!({}))
+            .await
+            .status(),
+        200
+    );
     let hook = json!({"id": "h1", "url": "http://127.0.0.1:9/", "patterns": ["none.*"], "secret": "hook-secret"});
     assert_eq!(s.post_json("/api/webhooks", hook).await.status(), 200);
     assert_eq!(s.delete("/api/webhooks/h1").await.status(), 200);
     // Reads are not audited; a refused write is, as denied.
     assert_eq!(s.get("/api/state").await.status(), 200);
-    let anonymous = s.http.put(s.url("/api/state/x")).body("{}").send().await.expect("PUT");
+    let anonymous = s
+        .http
+        .put(s.url("/api/state/x"))
+        .body("{}")
+        .send()
+        .await
+        .expect("PUT");
     assert_eq!(anonymous.status(), 401);
     let bad = s.put("/api/state/", "{}").await;
     assert!(bad.status().is_client_error());
 
     let list = entries(&s, "", 17).await;
     let raw = serde_json::to_string(&list).expect("json");
-    assert!(!raw.contains(TOKEN), "the bearer token leaked into the audit log");
-    assert!(!raw.contains(&itoken), "an instance token leaked into the audit log");
-    assert!(!raw.contains("hook-secret"), "a webhook secret leaked into the audit log");
+    assert!(
+        !raw.contains(TOKEN),
+        "the bearer token leaked into the audit log"
+    );
+    assert!(
+        !raw.contains(&itoken),
+        "an instance token leaked into the audit log"
+    );
+    assert!(
+        !raw.contains("hook-secret"),
+        "a webhook secret leaked into the audit log"
+    );
 
     let e = list
         .iter()
@@ -95,7 +140,13 @@ async fn every_kind_of_mutation_is_recorded_without_the_token() {
     assert_eq!(e["path"], "/api/state/cfg");
     assert_eq!(e["token_used"], true);
     assert_eq!(e["actor"], "127.0.0.1");
-    assert!(e["remote"].as_str().expect("remote").starts_with("127.0.0.1:"), "{e}");
+    assert!(
+        e["remote"]
+            .as_str()
+            .expect("remote")
+            .starts_with("127.0.0.1:"),
+        "{e}"
+    );
     assert!(e["timestamp"].is_string());
     let e = find(&list, "state.rollback");
     assert_eq!(e["resource"], "cfg");
@@ -115,7 +166,11 @@ async fn every_kind_of_mutation_is_recorded_without_the_token() {
         .iter()
         .find(|e| e["resource"] == "owned")
         .expect("the named write");
-    assert_eq!(owned["actor"], iid.as_str(), "the instance named by its token is the actor");
+    assert_eq!(
+        owned["actor"],
+        iid.as_str(),
+        "the instance named by its token is the actor"
+    );
     let denied = list
         .iter()
         .find(|e| e["outcome"] == "denied")
@@ -129,11 +184,17 @@ async fn every_kind_of_mutation_is_recorded_without_the_token() {
 
     // Filters.
     let puts = entries(&s, "&action=state.*", 1).await;
-    assert!(puts.iter().all(|e| e["action"].as_str().expect("action").starts_with("state.")));
+    assert!(
+        puts.iter()
+            .all(|e| e["action"].as_str().expect("action").starts_with("state."))
+    );
     let by_actor = entries(&s, &format!("&actor={iid}"), 1).await;
     assert!(by_actor.iter().all(|e| e["actor"] == iid.as_str()));
     let spec = entries(&s, "&resource=shop/*", 2).await;
-    assert!(spec.iter().all(|e| e["resource"].as_str().expect("r").starts_with("shop/")));
+    assert!(
+        spec.iter()
+            .all(|e| e["resource"].as_str().expect("r").starts_with("shop/"))
+    );
     let two = json(s.get("/api/audit?last=2&since=1h").await, 200).await;
     assert_eq!(two.as_array().map(Vec::len), Some(2));
     let none = json(s.get("/api/audit?since=2999-01-01T00:00:00Z").await, 200).await;
@@ -141,12 +202,27 @@ async fn every_kind_of_mutation_is_recorded_without_the_token() {
     let summary = json(s.get("/api/audit/summary").await, 200).await;
     assert!(summary["total_entries"].as_i64().expect("total") >= 17);
     assert_eq!(summary["action_counts"]["state.put"], 5);
-    assert!(summary["outcome_counts"]["denied"].as_i64().expect("denied") >= 1);
+    assert!(
+        summary["outcome_counts"]["denied"]
+            .as_i64()
+            .expect("denied")
+            >= 1
+    );
     assert!(summary["unique_actors"].as_i64().expect("actors") >= 2);
-    error(s.get("/api/audit?since=yesterday").await, 400, "invalid since").await;
+    error(
+        s.get("/api/audit?since=yesterday").await,
+        400,
+        "invalid since",
+    )
+    .await;
     error(s.get("/api/audit?last=0").await, 400, "invalid last").await;
     error(s.get("/api/audit?last=x").await, 400, "invalid last").await;
-    error(s.post_json("/api/audit", json!({})).await, 405, "not allowed").await;
+    error(
+        s.post_json("/api/audit", json!({})).await,
+        405,
+        "not allowed",
+    )
+    .await;
     error(s.get("/api/audit/nope").await, 404, "not found").await;
     s.stop().await;
 }

@@ -11,7 +11,12 @@ use crate::harness::{Server, error};
 async fn a_backup_under_write_load_restores_every_acknowledged_write() {
     let s = Arc::new(Server::start().await);
     for i in 0..50 {
-        assert_eq!(s.put(&format!("/api/state/seed{i}"), format!("{{\"i\":{i}}}")).await.status(), 200);
+        assert_eq!(
+            s.put(&format!("/api/state/seed{i}"), format!("{{\"i\":{i}}}"))
+                .await
+                .status(),
+            200
+        );
     }
     // Writers keep going for the whole backup; each records what the server acknowledged.
     let acked: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
@@ -23,10 +28,15 @@ async fn a_backup_under_write_load_restores_every_acknowledged_write() {
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) {
                 let key = format!("load/w{w}/k{}", n % 20);
-                let resp = s.put(&format!("/api/state/{key}"), format!("{{\"n\":{n}}}")).await;
+                let resp = s
+                    .put(&format!("/api/state/{key}"), format!("{{\"n\":{n}}}"))
+                    .await;
                 assert_eq!(resp.status(), 200);
                 let body: serde_json::Value = resp.json().await.expect("json");
-                acked.lock().expect("acked").push((key, body["version"].as_i64().expect("version")));
+                acked
+                    .lock()
+                    .expect("acked")
+                    .push((key, body["version"].as_i64().expect("version")));
                 n += 1;
             }
         }));
@@ -39,7 +49,9 @@ async fn a_backup_under_write_load_restores_every_acknowledged_write() {
     let resp = s.get("/api/backup").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
-        resp.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
         Some("application/vnd.sqlite3")
     );
     assert!(
@@ -59,7 +71,10 @@ async fn a_backup_under_write_load_restores_every_acknowledged_write() {
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with(".backup-"))
         .collect();
-    assert!(leftovers.is_empty(), "the snapshot file is removed: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "the snapshot file is removed: {leftovers:?}"
+    );
 
     let scratch = tempfile::tempdir().expect("tempdir");
     let file = scratch.path().join("backup.db");
@@ -70,13 +85,24 @@ async fn a_backup_under_write_load_restores_every_acknowledged_write() {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .expect("integrity_check");
         assert_eq!(ok, "ok");
-        let mut stmt = conn.prepare("SELECT version FROM state WHERE key = ?1").expect("prepare");
+        let mut stmt = conn
+            .prepare("SELECT version FROM state WHERE key = ?1")
+            .expect("prepare");
         for (key, version) in &before {
-            let have: i64 = stmt.query_row([key], |r| r.get(0)).expect("acknowledged key in the backup");
-            assert!(have >= *version, "{key}: backup has v{have}, v{version} was acknowledged before it");
+            let have: i64 = stmt
+                .query_row([key], |r| r.get(0))
+                .expect("acknowledged key in the backup");
+            assert!(
+                have >= *version,
+                "{key}: backup has v{have}, v{version} was acknowledged before it"
+            );
         }
         let seeds: i64 = conn
-            .query_row("SELECT COUNT(*) FROM state WHERE key LIKE 'seed%'", [], |r| r.get(0))
+            .query_row(
+                "SELECT COUNT(*) FROM state WHERE key LIKE 'seed%'",
+                [],
+                |r| r.get(0),
+            )
             .expect("count");
         assert_eq!(seeds, 50);
     }
@@ -110,7 +136,10 @@ async fn restore_refuses_a_held_dir_a_damaged_file_and_a_newer_schema() {
     let junk = scratch.path().join("junk.db");
     std::fs::write(&junk, b"not a database at all, just text").expect("write");
     let e = koor_server::store::backup::restore(&junk, dir.path()).expect_err("junk");
-    assert!(e.contains("not a SQLite database") || e.contains("integrity"), "{e}");
+    assert!(
+        e.contains("not a SQLite database") || e.contains("integrity"),
+        "{e}"
+    );
 
     let newer = scratch.path().join("newer.db");
     std::fs::copy(&good, &newer).expect("copy");
@@ -126,21 +155,36 @@ async fn restore_refuses_a_held_dir_a_damaged_file_and_a_newer_schema() {
     assert!(previous.exists());
     let s = Server::start_in(dir, |_| {}).await;
     assert_eq!(s.get("/api/state/a").await.status(), 200);
-    error(s.post_json("/api/backup", json!({})).await, 405, "not allowed").await;
+    error(
+        s.post_json("/api/backup", json!({})).await,
+        405,
+        "not allowed",
+    )
+    .await;
     s.stop().await;
 }
 
 #[tokio::test]
 async fn metrics_in_the_prometheus_text_format_behind_auth() {
     let s = Server::start_with(|c| c.auth_token = Some("m-token".into())).await;
-    assert_eq!(s.http.get(s.url("/metrics")).send().await.expect("GET").status(), 401);
+    assert_eq!(
+        s.http
+            .get(s.url("/metrics"))
+            .send()
+            .await
+            .expect("GET")
+            .status(),
+        401
+    );
     assert_eq!(s.put("/api/state/k", "{}").await.status(), 200);
     assert_eq!(s.get("/api/state/k").await.status(), 200);
     assert_eq!(s.get("/api/state/missing").await.status(), 404);
     let resp = s.get("/metrics").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
-        resp.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
     let text = resp.text().await.expect("body");

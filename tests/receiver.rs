@@ -81,7 +81,11 @@ impl Receiver {
                         let mut m = state.mode.lock().expect("mode");
                         let now = *m;
                         if let Mode::FailNext(n, status) = now {
-                            *m = if n <= 1 { Mode::Ack } else { Mode::FailNext(n - 1, status) };
+                            *m = if n <= 1 {
+                                Mode::Ack
+                            } else {
+                                Mode::FailNext(n - 1, status)
+                            };
                         }
                         now
                     };
@@ -142,7 +146,10 @@ impl Receiver {
                 return hits;
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                panic!("receiver: gave up waiting for {what}; got {} requests", hits.len());
+                panic!(
+                    "receiver: gave up waiting for {what}; got {} requests",
+                    hits.len()
+                );
             }
         }
     }

@@ -23,15 +23,33 @@ async fn export_from_one_server_imports_into_another() {
         200,
     )
     .await;
-    json(a.post_json("/api/rules/propose", json!({"project": "web", "rule_id": "pending", "pattern": "x"})).await, 200).await;
-    assert_eq!(a.post_json("/api/rules/web/no-log/accept", json!({})).await.status(), 200);
+    json(
+        a.post_json(
+            "/api/rules/propose",
+            json!({"project": "web", "rule_id": "pending", "pattern": "x"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        a.post_json("/api/rules/web/no-log/accept", json!({}))
+            .await
+            .status(),
+        200
+    );
 
     let all = json(a.get("/api/rules/export").await, 200).await;
     let ids: Vec<(&str, &str)> = all
         .as_array()
         .expect("array")
         .iter()
-        .map(|r| (r["rule_id"].as_str().expect("id"), r["source"].as_str().expect("source")))
+        .map(|r| {
+            (
+                r["rule_id"].as_str().expect("id"),
+                r["source"].as_str().expect("source"),
+            )
+        })
         .collect();
     assert_eq!(ids.len(), 2, "only accepted rules: {all}");
     assert!(ids.contains(&("no-todo", "local")));
@@ -55,12 +73,20 @@ async fn export_from_one_server_imports_into_another() {
     assert_eq!(shop["rules"][0]["rule_id"], "no-todo");
     assert_eq!(shop["rules"][0]["applies_to"], json!(["*.js"]));
     let run = json(
-        b.post_json("/api/validate/web", json!({"filename": "a.js", "content": "console.log(1)"})).await,
+        b.post_json(
+            "/api/validate/web",
+            json!({"filename": "a.js", "content": "console.log(1)"}),
+        )
+        .await,
         200,
     )
     .await;
     assert_eq!(run["count"], 1, "the imported rule runs: {run}");
-    let events = json(b.get("/api/events/history?topic=koor.rule.imported").await, 200).await;
+    let events = json(
+        b.get("/api/events/history?topic=koor.rule.imported").await,
+        200,
+    )
+    .await;
     assert_eq!(events[0]["data"]["count"], 2);
 
     let post = |body: serde_json::Value| {
@@ -68,10 +94,34 @@ async fn export_from_one_server_imports_into_another() {
             .json(&body)
             .send()
     };
-    error(post(json!([])).await.expect("POST"), 400, "empty rules array").await;
-    error(post(json!({"rules": []})).await.expect("POST"), 400, "JSON array of rules").await;
-    error(post(json!([{"rule_id": "x", "pattern": "x"}])).await.expect("POST"), 400, "project is required").await;
-    error(post(json!([{"project": "p", "rule_id": "x", "pattern": "("}])).await.expect("POST"), 400, "rule #1").await;
+    error(
+        post(json!([])).await.expect("POST"),
+        400,
+        "empty rules array",
+    )
+    .await;
+    error(
+        post(json!({"rules": []})).await.expect("POST"),
+        400,
+        "JSON array of rules",
+    )
+    .await;
+    error(
+        post(json!([{"rule_id": "x", "pattern": "x"}]))
+            .await
+            .expect("POST"),
+        400,
+        "project is required",
+    )
+    .await;
+    error(
+        post(json!([{"project": "p", "rule_id": "x", "pattern": "("}]))
+            .await
+            .expect("POST"),
+        400,
+        "rule #1",
+    )
+    .await;
     error(
         post(json!([{"project": "p", "rule_id": "x", "pattern": "a"}, {"project": "p", "rule_id": "x", "pattern": "b"}]))
             .await
@@ -81,7 +131,12 @@ async fn export_from_one_server_imports_into_another() {
     )
     .await;
     error(b.get("/api/rules/import").await, 405, "not allowed").await;
-    error(b.post_json("/api/rules/export", json!({})).await, 405, "not allowed").await;
+    error(
+        b.post_json("/api/rules/export", json!({})).await,
+        405,
+        "not allowed",
+    )
+    .await;
     a.stop().await;
     b.stop().await;
 }

@@ -16,7 +16,13 @@ fn quick(c: &mut koor_server::Config) {
     c.webhook_retry_max = Duration::from_millis(50);
 }
 
-async fn add(s: &Server, id: &str, url: &str, patterns: &[&str], secret: &str) -> serde_json::Value {
+async fn add(
+    s: &Server,
+    id: &str,
+    url: &str,
+    patterns: &[&str],
+    secret: &str,
+) -> serde_json::Value {
     json(
         s.post_json(
             "/api/webhooks",
@@ -39,7 +45,10 @@ async fn deliveries_are_signed_and_carry_their_ids() {
     let created = add(&s, "ci", &r.url, &["build.*"], "s3cret").await;
     assert_eq!(created["active"], true);
     assert_eq!(created["patterns"], json!(["build.*"]));
-    assert!(created.get("secret").is_none(), "the secret is never sent back: {created}");
+    assert!(
+        created.get("secret").is_none(),
+        "the secret is never sent back: {created}"
+    );
     assert_eq!(created["has_secret"], true);
 
     let first = publish(&s, "build.done", json!({"ok": true, "n": 1.50})).await;
@@ -57,11 +66,17 @@ async fn deliveries_are_signed_and_carry_their_ids() {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        assert_eq!(hit.header("x-koor-signature").as_deref(), Some(want.as_str()));
+        assert_eq!(
+            hit.header("x-koor-signature").as_deref(),
+            Some(want.as_str())
+        );
         assert_eq!(hit.header("x-koor-event").as_deref(), Some("true"));
         assert_eq!(hit.header("x-koor-event-id"), Some(id.to_string()));
         assert_eq!(hit.header("x-koor-webhook").as_deref(), Some("ci"));
-        assert_eq!(hit.header("content-type").as_deref(), Some("application/json"));
+        assert_eq!(
+            hit.header("content-type").as_deref(),
+            Some("application/json")
+        );
         let body = hit.json();
         assert_eq!(body["event_id"], id);
         assert_eq!(body["source"], "test");
@@ -95,8 +110,10 @@ async fn a_receiver_that_fails_three_times_gets_every_event_in_order() {
     for i in 0..5 {
         ids.push(publish(&s, "job.step", json!({"i": i})).await);
     }
-    r.wait_until("five acknowledged", |h| h.iter().filter(|h| h.acked).count() >= 5)
-        .await;
+    r.wait_until("five acknowledged", |h| {
+        h.iter().filter(|h| h.acked).count() >= 5
+    })
+    .await;
     assert_eq!(r.acked_ids(), ids);
     let hits = r.hits();
     assert_eq!(hits.iter().filter(|h| !h.acked).count(), 3);
@@ -117,7 +134,12 @@ async fn a_receiver_that_fails_three_times_gets_every_event_in_order() {
     let h = hook(&s, "flaky").await;
     assert_eq!(h["fail_count"], 0);
     assert_eq!(h["active"], true);
-    let history = json(s.get("/api/events/history?topic=koor.webhook.*&last=50").await, 200).await;
+    let history = json(
+        s.get("/api/events/history?topic=koor.webhook.*&last=50")
+            .await,
+        200,
+    )
+    .await;
     let topics: Vec<&str> = history
         .as_array()
         .expect("array")
@@ -152,8 +174,13 @@ async fn a_restart_mid_stream_loses_nothing() {
     r.set_mode(Mode::Ack);
     let s = Server::start_in(dir, quick).await;
     ids.push(publish(&s, "data.row", json!({"i": 6})).await);
-    r.wait_until("all seven", |_| r.acked_ids().len() >= 7).await;
-    assert_eq!(r.acked_ids(), ids, "every event, in order, after the restart");
+    r.wait_until("all seven", |_| r.acked_ids().len() >= 7)
+        .await;
+    assert_eq!(
+        r.acked_ids(),
+        ids,
+        "every event, in order, after the restart"
+    );
     let h = hook(&s, "durable").await;
     assert_eq!(h["last_event_id"], ids[6]);
     s.stop().await;
@@ -177,7 +204,9 @@ async fn a_hanging_receiver_delays_neither_publishing_nor_other_webhooks() {
     good.wait_until("all twenty", |h| h.len() >= 20).await;
     assert_eq!(good.acked_ids(), ids);
     // The stuck receiver is holding its first delivery and has acknowledged nothing.
-    stuck.wait_until("the first attempt", |h| !h.is_empty()).await;
+    stuck
+        .wait_until("the first attempt", |h| !h.is_empty())
+        .await;
     assert_eq!(stuck.hits().len(), 1);
     let h = hook(&s, "stuck").await;
     assert_eq!(h["delivered"], 0);
@@ -198,8 +227,12 @@ async fn repeated_failures_disable_the_webhook_and_re_adding_resumes_it() {
     r.wait_until("three attempts", |h| h.len() >= 3).await;
     let mut disabled = serde_json::Value::Null;
     for _ in 0..600 {
-        let history =
-            json(s.get("/api/events/history?topic=koor.webhook.disabled").await, 200).await;
+        let history = json(
+            s.get("/api/events/history?topic=koor.webhook.disabled")
+                .await,
+            200,
+        )
+        .await;
         if let Some(e) = history.as_array().and_then(|a| a.first()) {
             disabled = e.clone();
             break;
@@ -218,7 +251,8 @@ async fn repeated_failures_disable_the_webhook_and_re_adding_resumes_it() {
     r.set_mode(Mode::Ack);
     let again = add(&s, "dead", &r.url, &["x.*"], "").await;
     assert_eq!(again["active"], true);
-    r.wait_until("the missed event", |_| r.acked_ids() == vec![id]).await;
+    r.wait_until("the missed event", |_| r.acked_ids() == vec![id])
+        .await;
     s.stop().await;
 }
 
@@ -227,23 +261,77 @@ async fn crud_test_fire_and_bad_input() {
     let s = Server::start().await;
     let r = Receiver::start(Mode::Ack).await;
     assert_eq!(json(s.get("/api/webhooks").await, 200).await, json!([]));
-    error(s.post_json("/api/webhooks", json!({"id": "a"})).await, 400, "id and url are required").await;
-    error(s.post_json("/api/webhooks", json!({"id": "a/b", "url": r.url})).await, 400, "invalid id").await;
-    error(s.post_json("/api/webhooks", json!({"id": "a", "url": "ftp://x"})).await, 400, "scheme").await;
-    error(s.post_json("/api/webhooks", json!({"id": "a", "url": "not a url"})).await, 400, "invalid url").await;
-    error(s.post_json("/api/webhooks", json!({"id": "a", "url": "https://example.com/"})).await, 400, "https").await;
-    error(s.post_json("/api/webhooks", json!([1])).await, 400, "invalid JSON").await;
     error(
-        s.req(reqwest::Method::PUT, "/api/webhooks").send().await.expect("PUT"),
+        s.post_json("/api/webhooks", json!({"id": "a"})).await,
+        400,
+        "id and url are required",
+    )
+    .await;
+    error(
+        s.post_json("/api/webhooks", json!({"id": "a/b", "url": r.url}))
+            .await,
+        400,
+        "invalid id",
+    )
+    .await;
+    error(
+        s.post_json("/api/webhooks", json!({"id": "a", "url": "ftp://x"}))
+            .await,
+        400,
+        "scheme",
+    )
+    .await;
+    error(
+        s.post_json("/api/webhooks", json!({"id": "a", "url": "not a url"}))
+            .await,
+        400,
+        "invalid url",
+    )
+    .await;
+    error(
+        s.post_json(
+            "/api/webhooks",
+            json!({"id": "a", "url": "https://example.com/"}),
+        )
+        .await,
+        400,
+        "https",
+    )
+    .await;
+    error(
+        s.post_json("/api/webhooks", json!([1])).await,
+        400,
+        "invalid JSON",
+    )
+    .await;
+    error(
+        s.req(reqwest::Method::PUT, "/api/webhooks")
+            .send()
+            .await
+            .expect("PUT"),
         405,
         "not allowed",
     )
     .await;
-    error(s.delete("/api/webhooks/nope").await, 404, "webhook not found: nope").await;
-    error(s.post_json("/api/webhooks/nope/test", json!({})).await, 404, "webhook not found").await;
+    error(
+        s.delete("/api/webhooks/nope").await,
+        404,
+        "webhook not found: nope",
+    )
+    .await;
+    error(
+        s.post_json("/api/webhooks/nope/test", json!({})).await,
+        404,
+        "webhook not found",
+    )
+    .await;
 
     let created = add(&s, "t", &r.url, &[], "sig").await;
-    assert_eq!(created["patterns"], json!(["*"]), "no patterns means every topic");
+    assert_eq!(
+        created["patterns"],
+        json!(["*"]),
+        "no patterns means every topic"
+    );
     let tested = json(s.post_json("/api/webhooks/t/test", json!({})).await, 200).await;
     assert_eq!(tested, json!({"tested": "t", "status": "ok"}));
     let hit = &r.hits()[0];
@@ -252,13 +340,23 @@ async fn crud_test_fire_and_bad_input() {
     assert!(hit.header("x-koor-signature").is_some());
 
     // A receiver that is not there: the test says why.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let dead_url = format!("http://{}/", closed.local_addr().expect("addr"));
     drop(closed);
     add(&s, "gone", &dead_url, &["nothing.here"], "").await;
-    error(s.post_json("/api/webhooks/gone/test", json!({})).await, 400, "webhook test failed").await;
+    error(
+        s.post_json("/api/webhooks/gone/test", json!({})).await,
+        400,
+        "webhook test failed",
+    )
+    .await;
 
-    assert_eq!(json(s.delete("/api/webhooks/t").await, 200).await, json!({"deleted": "t"}));
+    assert_eq!(
+        json(s.delete("/api/webhooks/t").await, 200).await,
+        json!({"deleted": "t"})
+    );
     let listed = json(s.get("/api/webhooks").await, 200).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
     s.stop().await;

@@ -96,16 +96,18 @@ pub fn seen(app: App) -> impl Filter<Extract = (Seen,), Error = warp::Rejection>
         .map(Instant::now)
         .and(warp::method())
         .and(warp::path::full())
-        .and(
-            warp::query::raw()
-                .or(warp::any().map(String::new))
-                .unify(),
-        )
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::ext::optional::<Peer>())
         .and(warp::header::optional::<HeaderValue>("authorization"))
         .and(warp::header::optional::<HeaderValue>(INSTANCE_TOKEN_HEADER))
         .map(
-            |start, method, path, query: String, peer: Option<Peer>, auth: Option<HeaderValue>, instance_token| {
+            |start,
+             method,
+             path,
+             query: String,
+             peer: Option<Peer>,
+             auth: Option<HeaderValue>,
+             instance_token| {
                 let bearer = auth.is_some_and(|v| {
                     v.as_bytes()
                         .get(..7)
@@ -256,7 +258,8 @@ pub fn classify(method: &Method, path: &str, query: &str) -> Option<(String, Str
         // Any other resource, today's or one added later: `<kind>.<verb>` on the rest of the path.
         ["api", kind, rest @ ..] => {
             let kind = kind.strip_suffix('s').unwrap_or(kind);
-            let word = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+            let word =
+                |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '_');
             match (rest, verb) {
                 ([], "post") => pair(&format!("{kind}.create"), ""),
                 ([.., last], "post") if rest.len() >= 2 || word(last) => {
@@ -329,17 +332,41 @@ mod tests {
     fn classifies_known_and_future_routes() {
         let p = |a: &str, r: &str| Some((a.to_owned(), r.to_owned()));
         assert_eq!(c(Method::PUT, "/api/state/a/b", ""), p("state.put", "a/b"));
-        assert_eq!(c(Method::POST, "/api/state/k", "rollback=2"), p("state.rollback", "k"));
-        assert_eq!(c(Method::DELETE, "/api/specs/p/n", ""), p("spec.delete", "p/n"));
-        assert_eq!(c(Method::DELETE, "/api/instances/i1", ""), p("instance.deregister", "i1"));
+        assert_eq!(
+            c(Method::POST, "/api/state/k", "rollback=2"),
+            p("state.rollback", "k")
+        );
+        assert_eq!(
+            c(Method::DELETE, "/api/specs/p/n", ""),
+            p("spec.delete", "p/n")
+        );
+        assert_eq!(
+            c(Method::DELETE, "/api/instances/i1", ""),
+            p("instance.deregister", "i1")
+        );
         assert_eq!(c(Method::POST, "/api/instances/i1/heartbeat", ""), None);
-        assert_eq!(c(Method::POST, "/api/rules/p/r/accept", ""), p("rule.accept", "p/r"));
-        assert_eq!(c(Method::DELETE, "/api/webhooks/w", ""), p("webhook.delete", "w"));
-        assert_eq!(c(Method::POST, "/api/webhooks/w/test", ""), p("webhook.test", "w"));
-        assert_eq!(c(Method::POST, "/api/locks/src%2Fmain.rs/acquire", ""), p("lock.acquire", "src/main.rs"));
+        assert_eq!(
+            c(Method::POST, "/api/rules/p/r/accept", ""),
+            p("rule.accept", "p/r")
+        );
+        assert_eq!(
+            c(Method::DELETE, "/api/webhooks/w", ""),
+            p("webhook.delete", "w")
+        );
+        assert_eq!(
+            c(Method::POST, "/api/webhooks/w/test", ""),
+            p("webhook.test", "w")
+        );
+        assert_eq!(
+            c(Method::POST, "/api/locks/src%2Fmain.rs/acquire", ""),
+            p("lock.acquire", "src/main.rs")
+        );
         assert_eq!(c(Method::POST, "/api/tasks", ""), p("task.create", ""));
         assert_eq!(c(Method::POST, "/api/tasks/claim", ""), p("task.claim", ""));
-        assert_eq!(c(Method::DELETE, "/api/reservations/r9", ""), p("reservation.delete", "r9"));
+        assert_eq!(
+            c(Method::DELETE, "/api/reservations/r9", ""),
+            p("reservation.delete", "r9")
+        );
     }
 
     #[test]

@@ -268,15 +268,18 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         "webhook max failures",
         u64::from(defaults.webhook_max_failures),
     )?;
-    let webhook_timeout =
-        match layers.get(args.webhook_timeout, "KOOR_WEBHOOK_TIMEOUT", "webhook_timeout") {
-            Some(s) => parse_duration(&s).map_err(|reason| ConfigError::Invalid {
-                name: "webhook timeout",
-                value: s,
-                reason,
-            })?,
-            None => defaults.webhook_timeout,
-        };
+    let webhook_timeout = match layers.get(
+        args.webhook_timeout,
+        "KOOR_WEBHOOK_TIMEOUT",
+        "webhook_timeout",
+    ) {
+        Some(s) => parse_duration(&s).map_err(|reason| ConfigError::Invalid {
+            name: "webhook timeout",
+            value: s,
+            reason,
+        })?,
+        None => defaults.webhook_timeout,
+    };
 
     Ok(Config {
         bind,

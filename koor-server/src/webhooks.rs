@@ -21,7 +21,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use koor_shared::ops::{DELIVERY_HEADER, EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, WEBHOOK_HEADER};
+use koor_shared::ops::{
+    DELIVERY_HEADER, EVENT_HEADER, EVENT_ID_HEADER, SIGNATURE_HEADER, WEBHOOK_HEADER,
+};
 use koor_shared::topic::PatternSet;
 use koor_shared::types::Event;
 use serde::Serialize;
@@ -30,9 +32,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
 use crate::App;
+use crate::store::StoreError;
 use crate::store::events::{self, HistoryFilter};
 use crate::store::webhooks::{self as rows, Row};
-use crate::store::StoreError;
 
 /// Events read from history per query.
 const BATCH: usize = 100;
@@ -74,10 +76,12 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// The delivery id of `event_id` for a webhook: stable across retries and restarts, different for
@@ -187,7 +191,7 @@ async fn reconcile(
     client: &reqwest::Client,
     workers: &mut HashMap<String, (String, JoinHandle<()>)>,
 ) {
-    let hooks = match app.store.read(|c| rows::list(c)).await {
+    let hooks = match app.store.read(rows::list).await {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(error = %e, "cannot list webhooks");

@@ -315,12 +315,8 @@ fn sigkill_under_load_loses_no_acknowledged_write() {
 fn restore_refuses_while_a_server_runs_then_puts_the_backup_in_place() {
     // A real database to restore: the data dir of a server that ran and stopped.
     let source = tempfile::tempdir().expect("tempdir");
-    let (mut child, _stderr, _) = start(server(source.path()).args([
-        "--bind",
-        "127.0.0.1:0",
-        "--dashboard-bind",
-        "",
-    ]));
+    let (mut child, _stderr, _) =
+        start(server(source.path()).args(["--bind", "127.0.0.1:0", "--dashboard-bind", ""]));
     assert_eq!(terminate(&mut child), 0);
     let backup = source.path().join("backup.db");
     std::fs::copy(source.path().join("data.db"), &backup).expect("copy");
@@ -363,17 +359,18 @@ fn restore_refuses_while_a_server_runs_then_puts_the_backup_in_place() {
     let (code, out, err) = restore(&["--file", file]);
     assert_eq!(code, 0, "{err}");
     let done: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    assert!(done["previous"].as_str().expect("previous").contains("before-restore"));
+    assert!(
+        done["previous"]
+            .as_str()
+            .expect("previous")
+            .contains("before-restore")
+    );
     assert!(done["schema_version"].as_i64().expect("version") >= 1);
     let (code, _, err) = restore(&[]);
     assert_eq!(code, 2, "{err}");
 
     // A server starts on the restored directory.
-    let (mut again, _stderr, _) = start(server(target.path()).args([
-        "--bind",
-        "127.0.0.1:0",
-        "--dashboard-bind",
-        "",
-    ]));
+    let (mut again, _stderr, _) =
+        start(server(target.path()).args(["--bind", "127.0.0.1:0", "--dashboard-bind", ""]));
     assert_eq!(terminate(&mut again), 0);
 }

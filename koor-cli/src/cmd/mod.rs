@@ -170,6 +170,6 @@ async fn send_json(
 ) -> Result<serde_json::Value> {
     let resp = client.send(rb).await?;
     let bytes = resp.bytes().await?;
-    Ok(serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow::anyhow!("unexpected answer from the server: {e}"))?)
+    serde_json::from_slice(&bytes)
+        .map_err(|e| anyhow::anyhow!("unexpected answer from the server: {e}"))
 }

@@ -64,7 +64,9 @@ pub enum RulesCmd {
     },
 
     /// Export the accepted rules of every project as a JSON array (for `rules import`).
-    #[command(after_help = "Example:\n  koor-cli rules export --source learned --output learned.json")]
+    #[command(
+        after_help = "Example:\n  koor-cli rules export --source learned --output learned.json"
+    )]
     Export {
         /// Only these sources, comma-separated: local (set on the project), learned (proposed).
         #[arg(long, value_name = "SOURCES")]
@@ -182,9 +184,8 @@ impl RulesCmd {
                     Some(file) => {
                         let mut text = serde_json::to_vec_pretty(&rules)?;
                         text.push(b'\n');
-                        std::fs::write(&file, text).map_err(|e| {
-                            anyhow::anyhow!("cannot write {}: {e}", file.display())
-                        })?;
+                        std::fs::write(&file, text)
+                            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
                         let count = rules.as_array().map_or(0, Vec::len);
                         ctx.out.json(&serde_json::json!({
                             "file": file.display().to_string(),

@@ -55,7 +55,9 @@ impl WebhooksCmd {
     pub async fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let client = ctx.client()?;
         let answer = match self {
-            WebhooksCmd::List => send_json(&client, client.request(Method::GET, "/api/webhooks")).await?,
+            WebhooksCmd::List => {
+                send_json(&client, client.request(Method::GET, "/api/webhooks")).await?
+            }
             WebhooksCmd::Add {
                 id,
                 url,
@@ -74,7 +76,11 @@ impl WebhooksCmd {
                         .collect(),
                     secret: secret.unwrap_or_default(),
                 };
-                send_json(&client, client.request(Method::POST, "/api/webhooks").json(&req)).await?
+                send_json(
+                    &client,
+                    client.request(Method::POST, "/api/webhooks").json(&req),
+                )
+                .await?
             }
             WebhooksCmd::Delete { id } => {
                 let path = format!("/api/webhooks/{}", encode_query(&id));

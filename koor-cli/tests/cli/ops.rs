@@ -16,11 +16,25 @@ async fn webhooks_add_list_test_delete() {
     drop(closed);
 
     let added = cli
-        .run(&["webhooks", "add", "--id", "ci", "--url", &url, "--patterns", "build.*, deploy.*", "--secret", "s"])
+        .run(&[
+            "webhooks",
+            "add",
+            "--id",
+            "ci",
+            "--url",
+            &url,
+            "--patterns",
+            "build.*, deploy.*",
+            "--secret",
+            "s",
+        ])
         .await
         .json();
     assert_eq!(added["id"], "ci");
-    assert_eq!(added["patterns"], serde_json::json!(["build.*", "deploy.*"]));
+    assert_eq!(
+        added["patterns"],
+        serde_json::json!(["build.*", "deploy.*"])
+    );
     assert_eq!(added["has_secret"], true);
     let list = cli.run(&["webhooks", "list"]).await.json();
     assert_eq!(list[0]["id"], "ci");
@@ -42,11 +56,18 @@ async fn webhooks_add_list_test_delete() {
 async fn audit_lists_and_summarises_mutations() {
     let server = Server::start_with(|c| c.auth_token = Some("cli-audit-token".into())).await;
     let cli = server.cli();
-    cli.run(&["state", "set", "cfg", "--data", "{}"]).await.assert_ok();
-    cli.run(&["events", "publish", "build.done"]).await.assert_ok();
+    cli.run(&["state", "set", "cfg", "--data", "{}"])
+        .await
+        .assert_ok();
+    cli.run(&["events", "publish", "build.done"])
+        .await
+        .assert_ok();
     let mut entries = Value::Null;
     for _ in 0..400 {
-        entries = cli.run(&["audit", "--since", "1h", "--last", "10"]).await.json();
+        entries = cli
+            .run(&["audit", "--since", "1h", "--last", "10"])
+            .await
+            .json();
         if entries.as_array().is_some_and(|a| a.len() >= 2) {
             break;
         }
@@ -56,7 +77,10 @@ async fn audit_lists_and_summarises_mutations() {
     assert_eq!(entries[1]["action"], "state.put");
     assert_eq!(entries[1]["token_used"], true);
     assert!(!entries.to_string().contains("cli-audit-token"));
-    let only = cli.run(&["audit", "--action", "state.*", "--limit", "5"]).await.json();
+    let only = cli
+        .run(&["audit", "--action", "state.*", "--limit", "5"])
+        .await
+        .json();
     assert_eq!(only.as_array().map(Vec::len), Some(1));
     let summary = cli.run(&["audit", "summary"]).await.json();
     assert_eq!(summary["total_entries"], 2);
@@ -70,7 +94,9 @@ async fn audit_lists_and_summarises_mutations() {
 async fn backup_writes_a_sqlite_file_and_restore_points_to_the_server() {
     let server = Server::start().await;
     let cli = server.cli();
-    cli.run(&["state", "set", "k", "--data", "{\"v\":1}"]).await.assert_ok();
+    cli.run(&["state", "set", "k", "--data", "{\"v\":1}"])
+        .await
+        .assert_ok();
     let out = cli.run(&["backup", "-o", "snap.db"]).await.json();
     assert_eq!(out["file"], "snap.db");
     let file = cli.cwd().join("snap.db");
@@ -79,7 +105,9 @@ async fn backup_writes_a_sqlite_file_and_restore_points_to_the_server() {
     assert_eq!(out["bytes"], bytes.len());
     assert!(!cli.cwd().join("snap.db.partial").exists());
     // The original's spelling.
-    cli.run(&["backup", "--output", "again.db"]).await.assert_ok();
+    cli.run(&["backup", "--output", "again.db"])
+        .await
+        .assert_ok();
     assert!(cli.cwd().join("again.db").exists());
     assert_eq!(cli.run(&["backup"]).await.code, 2, "-o is required");
     cli.run(&["restore", "--file", "snap.db"])
@@ -93,15 +121,27 @@ async fn rules_export_to_a_file_and_import_elsewhere() {
     let b = Server::start().await;
     let cli_a = a.cli();
     cli_a
-        .run(&["rules", "set", "shop", "--data", r#"[{"rule_id":"no-todo","pattern":"TODO"}]"#])
+        .run(&[
+            "rules",
+            "set",
+            "shop",
+            "--data",
+            r#"[{"rule_id":"no-todo","pattern":"TODO"}]"#,
+        ])
         .await
         .assert_ok();
-    let out = cli_a.run(&["rules", "export", "--output", "rules.json"]).await.json();
+    let out = cli_a
+        .run(&["rules", "export", "--output", "rules.json"])
+        .await
+        .json();
     assert_eq!(out["exported"], 1);
     let file = cli_a.cwd().join("rules.json");
     let text = std::fs::read_to_string(&file).expect("export file");
     assert!(text.contains("\"source\": \"local\""), "{text}");
-    let printed = cli_a.run(&["rules", "export", "--source", "learned"]).await.json();
+    let printed = cli_a
+        .run(&["rules", "export", "--source", "learned"])
+        .await
+        .json();
     assert_eq!(printed, serde_json::json!([]));
 
     let imported = b

@@ -43,7 +43,11 @@ async fn route(tail: Tail, method: Method, q: Query, app: App) -> Result<Respons
             let last = match q.int("last")?.or(q.int("limit")?) {
                 None => DEFAULT_LAST,
                 Some(n) if n > 0 => usize::try_from(n).unwrap_or(MAX_LAST).min(MAX_LAST),
-                Some(n) => return Err(ApiError::bad_request(format!("invalid last: {n} (must be positive)"))),
+                Some(n) => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid last: {n} (must be positive)"
+                    )));
+                }
             };
             let entries = app
                 .store
@@ -84,14 +88,23 @@ fn filter(q: &Query) -> Result<AuditFilter, ApiError> {
                 }
                 Err(ApiError::bad_request(format!(
                     "invalid {name}: {v:?} (use an RFC 3339 time{})",
-                    if name == "since" { " or a duration such as 10m" } else { "" }
+                    if name == "since" {
+                        " or a duration such as 10m"
+                    } else {
+                        ""
+                    }
                 )))
             }
         }
     };
     let since = time("since")?;
     let from = time("from")?;
-    let text = |name: &str| q.get(name).map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let text = |name: &str| {
+        q.get(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
     Ok(AuditFilter {
         from: match (since, from) {
             (Some(a), Some(b)) => Some(a.max(b)),

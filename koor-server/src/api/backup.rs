@@ -69,9 +69,9 @@ async fn snapshot(app: App) -> Result<Response, ApiError> {
         HeaderValue::from_static("application/vnd.sqlite3"),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"koor-backup-{stamp}.db\""
-    )) {
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("attachment; filename=\"koor-backup-{stamp}.db\""))
+    {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)

@@ -226,8 +226,9 @@ async fn import(app: &App, body: &Bytes) -> Result<Response, ApiError> {
                     i + 1
                 )));
             }
-            rules::check(&mut rule)
-                .map_err(|e| ApiError::bad_request(format!("{e} (rule #{} of the array)", i + 1)))?;
+            rules::check(&mut rule).map_err(|e| {
+                ApiError::bad_request(format!("{e} (rule #{} of the array)", i + 1))
+            })?;
             if !seen.insert((rule.project.clone(), rule.rule_id.clone())) {
                 return Err(ApiError::bad_request(format!(
                     "duplicate rule {}/{} in the array",
@@ -240,7 +241,10 @@ async fn import(app: &App, body: &Bytes) -> Result<Response, ApiError> {
     })
     .await
     .map_err(|_| ApiError::Unavailable)??;
-    let imported = app.store.write(move |tx| rules::import(tx, checked)).await?;
+    let imported = app
+        .store
+        .write(move |tx| rules::import(tx, checked))
+        .await?;
     tracing::info!(count = imported, "rules imported");
     Ok(ok(&serde_json::json!({ "imported": imported })))
 }

@@ -70,7 +70,7 @@ async fn route(tail: Tail, method: Method, body: Bytes, app: App) -> Result<Resp
 async fn list(app: &App) -> Result<Response, ApiError> {
     let hooks: Vec<Webhook> = app
         .store
-        .read(|c| rows::list(c))
+        .read(rows::list)
         .await?
         .into_iter()
         .map(|r| r.hook)

@@ -86,7 +86,10 @@ pub struct Restored {
 /// as `data.db.before-restore-<time>` (with its WAL, if any).
 pub fn restore(file: &Path, data_dir: &Path) -> Result<Restored, String> {
     if !data_dir.is_dir() {
-        return Err(format!("data dir {} is not a directory", data_dir.display()));
+        return Err(format!(
+            "data dir {} is not a directory",
+            data_dir.display()
+        ));
     }
     let _lock = DirLock::acquire(data_dir).map_err(|e| match e {
         lock::LockError::Held { holder } => format!(

@@ -453,7 +453,9 @@ fn writer_loop(
             let started = std::time::Instant::now();
             stats.batch_size.observe(jobs.len() as f64);
             commit_batch(&conn, jobs, &bus, &cache);
-            stats.commit_seconds.observe(started.elapsed().as_secs_f64());
+            stats
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
         }
         if let Some(done) = close {
             // Fold the WAL back into the main file so the data dir is tidy after a clean stop.

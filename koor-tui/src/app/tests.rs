@@ -648,7 +648,11 @@ fn webhook_events_and_connects_refetch_the_webhooks() {
     assert!(cmds.contains(&Command::FetchWebhooks), "{cmds:?}");
     let cmds = update(
         &mut app,
-        Msg::Net(Net::Events(vec![ev(12, "koor.state.updated", json!({"key": "a", "version": 2}))])),
+        Msg::Net(Net::Events(vec![ev(
+            12,
+            "koor.state.updated",
+            json!({"key": "a", "version": 2}),
+        )])),
     );
     assert!(!cmds.contains(&Command::FetchWebhooks), "{cmds:?}");
 }

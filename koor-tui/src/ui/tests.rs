@@ -259,7 +259,10 @@ fn header_flags_failing_and_disabled_webhooks() {
         ])),
     );
     assert_eq!(app.webhook_trouble(), (1, 1));
-    assert_on_screen(&draw(&app, 120, 24), "webhooks 1 failing 1 disabled · events 2");
+    assert_on_screen(
+        &draw(&app, 120, 24),
+        "webhooks 1 failing 1 disabled · events 2",
+    );
     assert_on_screen(&draw(&app, 80, 24), "hooks 1✗ 1⊘ inst 2 stale 1");
     // Healthy again: the header is as before.
     update(&mut app, Msg::Net(Net::Webhooks(vec![hook("ok", true, 0)])));
