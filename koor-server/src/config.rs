@@ -451,6 +451,38 @@ mod tests {
     }
 
     #[test]
+    fn operator_settings_from_flags_env_and_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write(
+            dir.path(),
+            r#"{"audit_retention":500,"webhook_timeout":"3s","webhook_max_failures":4}"#,
+        );
+        let args = || Args {
+            config: Some(file.clone()),
+            ..Args::default()
+        };
+        let cfg = resolve(args(), &env_of(&[])).expect("resolves");
+        assert_eq!(cfg.audit_retention, 500);
+        assert_eq!(cfg.webhook_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.webhook_max_failures, 4);
+        let cfg = resolve(
+            Args {
+                webhook_max_failures: Some("2".into()),
+                ..args()
+            },
+            &env_of(&[("KOOR_AUDIT_RETENTION", "7"), ("KOOR_WEBHOOK_MAX_FAILURES", "9")]),
+        )
+        .expect("resolves");
+        assert_eq!(cfg.audit_retention, 7);
+        assert_eq!(cfg.webhook_max_failures, 2);
+        let bad = resolve(args(), &env_of(&[("KOOR_AUDIT_RETENTION", "0")]));
+        assert!(bad.expect_err("zero").to_string().contains("audit retention"));
+        let defaults = Config::default();
+        assert_eq!(defaults.audit_retention, 100_000);
+        assert_eq!(defaults.webhook_max_failures, 10);
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));

@@ -15,7 +15,7 @@ use crate::store::WriterStats;
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub route: &'static str,
-    pub method: String,
+    pub method: &'static str,
     pub status: u16,
 }
 
@@ -137,10 +137,20 @@ impl Metrics {
     /// Counts one answered request.
     pub fn observe_request(&self, path: &str, method: &str, status: u16, took: Duration) {
         let route = route_class(path);
+        let method = match method {
+            "GET" => "GET",
+            "HEAD" => "HEAD",
+            "PUT" => "PUT",
+            "POST" => "POST",
+            "DELETE" => "DELETE",
+            "PATCH" => "PATCH",
+            "OPTIONS" => "OPTIONS",
+            _ => "other",
+        };
         self.requests
             .get_or_create(&RequestLabels {
                 route,
-                method: method.to_owned(),
+                method,
                 status,
             })
             .inc();
