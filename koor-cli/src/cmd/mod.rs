@@ -107,6 +107,9 @@ pub enum Command {
     Backup(backup::BackupArgs),
 
     /// How to restore a backup (it runs offline: koor-server restore FILE --data-dir DIR).
+    #[command(
+        after_help = "Example:\n  koor-cli restore --file koor.db\n  # prints: restore runs on the server machine while the server is stopped: koor-server restore koor.db --data-dir DIR"
+    )]
     Restore(backup::RestoreArgs),
 
     /// Which server and token the CLI uses, and where they are set.
