@@ -261,3 +261,22 @@ async fn retention_keeps_the_newest_entries() {
     }
     panic!("retention never pruned the audit log to five entries");
 }
+
+#[tokio::test]
+async fn an_unreadable_instance_token_header_does_not_disturb_the_request() {
+    let s = Server::start().await;
+    let resp = s
+        .req(Method::PUT, "/api/state/odd")
+        .header(
+            "x-koor-instance-token",
+            reqwest::header::HeaderValue::from_bytes(b"caf\xe9").expect("obs-text header"),
+        )
+        .body("{}")
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(resp.status(), 200);
+    let list = entries(&s, "&resource=odd", 1).await;
+    assert_eq!(list[0]["actor"], "127.0.0.1");
+    s.stop().await;
+}

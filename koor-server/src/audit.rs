@@ -91,15 +91,15 @@ pub struct Seen {
 /// Extracts what the audit and the request metrics need, before the request is served. A
 /// mutating request that names its instance by token has it looked up now (so a request that
 /// deregisters the instance is still attributed to it).
-pub fn seen(app: App) -> impl Filter<Extract = (Seen,), Error = warp::Rejection> + Clone {
+pub fn seen(app: App) -> impl Filter<Extract = (Seen,), Error = std::convert::Infallible> + Clone {
     warp::any()
         .map(Instant::now)
         .and(warp::method())
         .and(warp::path::full())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .and(warp::ext::optional::<Peer>())
-        .and(warp::header::optional::<HeaderValue>("authorization"))
-        .and(warp::header::optional::<HeaderValue>(INSTANCE_TOKEN_HEADER))
+        .and(header("authorization"))
+        .and(header(INSTANCE_TOKEN_HEADER))
         .map(
             |start,
              method,
@@ -139,6 +139,16 @@ pub fn seen(app: App) -> impl Filter<Extract = (Seen,), Error = warp::Rejection>
             }
             seen
         })
+}
+
+/// A header's value, or `None` when it is absent or unreadable (a malformed header is the route's
+/// business, not the audit's: this filter never rejects).
+fn header(
+    name: &'static str,
+) -> impl Filter<Extract = (Option<HeaderValue>,), Error = std::convert::Infallible> + Clone {
+    warp::header::optional::<HeaderValue>(name)
+        .or(warp::any().map(|| None))
+        .unify()
 }
 
 /// Called with every reply: counts it in the metrics and, for a mutation, buffers its entry.

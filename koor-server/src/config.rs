@@ -470,13 +470,20 @@ mod tests {
                 webhook_max_failures: Some("2".into()),
                 ..args()
             },
-            &env_of(&[("KOOR_AUDIT_RETENTION", "7"), ("KOOR_WEBHOOK_MAX_FAILURES", "9")]),
+            &env_of(&[
+                ("KOOR_AUDIT_RETENTION", "7"),
+                ("KOOR_WEBHOOK_MAX_FAILURES", "9"),
+            ]),
         )
         .expect("resolves");
         assert_eq!(cfg.audit_retention, 7);
         assert_eq!(cfg.webhook_max_failures, 2);
         let bad = resolve(args(), &env_of(&[("KOOR_AUDIT_RETENTION", "0")]));
-        assert!(bad.expect_err("zero").to_string().contains("audit retention"));
+        assert!(
+            bad.expect_err("zero")
+                .to_string()
+                .contains("audit retention")
+        );
         let defaults = Config::default();
         assert_eq!(defaults.audit_retention, 100_000);
         assert_eq!(defaults.webhook_max_failures, 10);
