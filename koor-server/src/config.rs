@@ -18,7 +18,8 @@ use crate::logging::parse_level;
     about = "Koor: a coordination server for AI coding agents (state, specs, events, instances, MCP)",
     after_help = "Each flag may also come from its env var or the config file (flags > env > file > defaults).\n\
                   Config file keys: bind, dashboard_bind, data_dir, auth_token, log_level, log_dir,\n\
-                  stale_after, event_retention, allowed_origins, require_instance_token."
+                  stale_after, event_retention, allowed_origins, require_instance_token,\n\
+                  audit_retention, webhook_timeout, webhook_max_failures."
 )]
 pub struct Args {
     /// API listen address [env: KOOR_BIND] [default: localhost:9800]
@@ -52,6 +53,15 @@ pub struct Args {
     /// [env: KOOR_REQUIRE_INSTANCE_TOKEN] [default: false]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub require_instance_token: Option<String>,
+    /// Audit log entries kept; older ones are pruned [env: KOOR_AUDIT_RETENTION] [default: 100000]
+    #[arg(long, value_name = "N")]
+    pub audit_retention: Option<String>,
+    /// How long a webhook receiver may take to answer, e.g. 10s [env: KOOR_WEBHOOK_TIMEOUT] [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub webhook_timeout: Option<String>,
+    /// Consecutive failed deliveries after which a webhook is disabled [env: KOOR_WEBHOOK_MAX_FAILURES] [default: 10]
+    #[arg(long, value_name = "N")]
+    pub webhook_max_failures: Option<String>,
     /// Config file (JSON object) [default: ./settings.json when it exists]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -78,6 +88,16 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Calls made for an instance must carry its `X-Koor-Instance-Token`.
     pub require_instance_token: bool,
+    /// Audit log entries kept.
+    pub audit_retention: u64,
+    /// Per-attempt timeout of a webhook delivery.
+    pub webhook_timeout: Duration,
+    /// Consecutive failures that disable a webhook.
+    pub webhook_max_failures: u32,
+    /// First retry delay of a failed delivery; doubles up to `webhook_retry_max` (not flags:
+    /// tests shorten them).
+    pub webhook_retry_base: Duration,
+    pub webhook_retry_max: Duration,
 }
 
 impl Default for Config {
@@ -95,6 +115,11 @@ impl Default for Config {
             subscriber_buffer: crate::bus::DEFAULT_CAPACITY,
             allowed_origins: Vec::new(),
             require_instance_token: false,
+            audit_retention: 100_000,
+            webhook_timeout: Duration::from_secs(10),
+            webhook_max_failures: 10,
+            webhook_retry_base: Duration::from_secs(1),
+            webhook_retry_max: Duration::from_secs(60),
         }
     }
 }
@@ -221,6 +246,47 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
                 .collect()
         })
         .unwrap_or_default();
+    let positive = |value: Option<String>, name: &'static str, default: u64| match value {
+        Some(s) => match s.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(ConfigError::Invalid {
+                name,
+                value: s,
+                reason: "use a positive number".into(),
+            }),
+        },
+        None => Ok(default),
+    };
+    let audit_retention = positive(
+        layers.get(
+            args.audit_retention,
+            "KOOR_AUDIT_RETENTION",
+            "audit_retention",
+        ),
+        "audit retention",
+        defaults.audit_retention,
+    )?;
+    let webhook_max_failures = positive(
+        layers.get(
+            args.webhook_max_failures,
+            "KOOR_WEBHOOK_MAX_FAILURES",
+            "webhook_max_failures",
+        ),
+        "webhook max failures",
+        u64::from(defaults.webhook_max_failures),
+    )?;
+    let webhook_timeout = match layers.get(
+        args.webhook_timeout,
+        "KOOR_WEBHOOK_TIMEOUT",
+        "webhook_timeout",
+    ) {
+        Some(s) => parse_duration(&s).map_err(|reason| ConfigError::Invalid {
+            name: "webhook timeout",
+            value: s,
+            reason,
+        })?,
+        None => defaults.webhook_timeout,
+    };
 
     let require_instance_token = match layers.get(
         args.require_instance_token,
@@ -254,6 +320,11 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         subscriber_buffer: defaults.subscriber_buffer,
         allowed_origins,
         require_instance_token,
+        audit_retention,
+        webhook_timeout,
+        webhook_max_failures: u32::try_from(webhook_max_failures).unwrap_or(u32::MAX),
+        webhook_retry_base: defaults.webhook_retry_base,
+        webhook_retry_max: defaults.webhook_retry_max,
     })
 }
 
@@ -404,6 +475,45 @@ mod tests {
             ..Args::default()
         };
         assert!(resolve(args, &env_of(&[])).is_err());
+    }
+
+    #[test]
+    fn operator_settings_from_flags_env_and_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write(
+            dir.path(),
+            r#"{"audit_retention":500,"webhook_timeout":"3s","webhook_max_failures":4}"#,
+        );
+        let args = || Args {
+            config: Some(file.clone()),
+            ..Args::default()
+        };
+        let cfg = resolve(args(), &env_of(&[])).expect("resolves");
+        assert_eq!(cfg.audit_retention, 500);
+        assert_eq!(cfg.webhook_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.webhook_max_failures, 4);
+        let cfg = resolve(
+            Args {
+                webhook_max_failures: Some("2".into()),
+                ..args()
+            },
+            &env_of(&[
+                ("KOOR_AUDIT_RETENTION", "7"),
+                ("KOOR_WEBHOOK_MAX_FAILURES", "9"),
+            ]),
+        )
+        .expect("resolves");
+        assert_eq!(cfg.audit_retention, 7);
+        assert_eq!(cfg.webhook_max_failures, 2);
+        let bad = resolve(args(), &env_of(&[("KOOR_AUDIT_RETENTION", "0")]));
+        assert!(
+            bad.expect_err("zero")
+                .to_string()
+                .contains("audit retention")
+        );
+        let defaults = Config::default();
+        assert_eq!(defaults.audit_retention, 100_000);
+        assert_eq!(defaults.webhook_max_failures, 10);
     }
 
     #[test]

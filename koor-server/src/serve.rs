@@ -11,7 +11,6 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
@@ -29,7 +28,7 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut stopping = std::pin::pin!(stopping);
     loop {
-        let (stream, _remote) = tokio::select! {
+        let (stream, remote) = tokio::select! {
             () = &mut stopping => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -42,7 +41,12 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(warp::service(routes.clone()));
+        // The remote address goes into each request's extensions, for the audit log.
+        let filtered = warp::service(routes.clone());
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut().insert(crate::audit::Peer(remote));
+            tower_service::Service::call(&mut filtered.clone(), req)
+        });
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let mut builder = Builder::new(TokioExecutor::new());

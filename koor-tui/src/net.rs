@@ -391,6 +391,7 @@ pub async fn run_command(client: &Client, cmd: Command) -> Option<Net> {
                 .map(|e| describe(&e));
             Some(Net::LockReleased { name, fence, error })
         }
+        Command::FetchWebhooks => client.webhooks().await.ok().map(Net::Webhooks),
     }
 }
 

@@ -117,7 +117,10 @@ async fn publish(app: App, body: Bytes) -> Result<Response, ApiError> {
         .write(move |tx| tx.emit(&topic, data, &source))
         .await?;
     tracing::info!(topic = %event.topic, id = event.id, "event published");
-    Ok(ok(&event))
+    let mut resp = ok(&event);
+    resp.extensions_mut()
+        .insert(crate::audit::AuditResource(event.topic.clone()));
+    Ok(resp)
 }
 
 fn time_param(q: &Query, name: &str) -> Result<Option<String>, ApiError> {

@@ -3,6 +3,8 @@
 //! Each resource matches its path first and dispatches on the method inside its handler, so an
 //! unknown path is always a 404 and a known path with the wrong method a 405 with `Allow`.
 
+mod audit;
+mod backup;
 pub mod body;
 mod dashboard;
 pub mod error;
@@ -19,6 +21,8 @@ mod rules;
 mod specs;
 mod state;
 mod wait;
+mod prometheus;
+mod webhooks;
 mod ws;
 
 use std::convert::Infallible;
@@ -62,12 +66,28 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .unify()
         .or(reservations::routes(app.clone()))
         .unify()
+        .or(webhooks::routes(app.clone()))
+        .unify()
+        .or(audit::routes(app.clone()))
+        .unify()
+        .or(backup::routes(app.clone()))
+        .unify()
+        .or(prometheus::routes(app.clone()))
+        .unify()
         .boxed();
-    auth_guard(app.clone())
+    let served = auth_guard(app.clone())
         .and(cross_site_guard(app.clone()))
         .and(api)
         .recover(error::handle_rejection)
-        .unify()
+        .unify();
+    // Every reply, whatever route built it, is counted and (for a mutation) audited here.
+    crate::audit::seen(app.clone())
+        .and(served)
+        .map(move |seen, reply| {
+            let mut resp = Reply::into_response(reply);
+            crate::audit::observe(&app, seen, &mut resp);
+            resp
+        })
         .with(warp::log::custom(log_request))
         .map(Reply::into_response)
         .boxed()
@@ -98,7 +118,11 @@ fn log_request(info: warp::log::Info<'_>) {
 /// Routes that need the bearer token when auth is on: everything but `/health` (and the unknown
 /// paths, which stay JSON 404s so IDE probes are not mistaken for an auth challenge).
 fn needs_auth(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/") || path == "/mcp" || path.starts_with("/mcp/")
+    path == "/api"
+        || path.starts_with("/api/")
+        || path == "/mcp"
+        || path.starts_with("/mcp/")
+        || path == "/metrics"
 }
 
 fn auth_guard(app: App) -> BoxedFilter<()> {

@@ -10,6 +10,8 @@
 //! Reads run on the blocking thread pool with read-only connections, which WAL lets proceed while
 //! the writer works. Nothing here runs SQLite on an async worker thread.
 
+pub mod audit;
+pub mod backup;
 pub mod cache;
 pub mod events;
 pub mod holds;
@@ -20,6 +22,7 @@ pub mod rules;
 mod schema;
 pub mod specs;
 pub mod state;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -194,6 +197,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     cache: Arc<StateCache>,
     checkpoint_stop: Mutex<Option<mpsc::Sender<()>>>,
+    stats: Arc<WriterStats>,
     bus: Bus,
     _lock: DirLock,
 }
@@ -238,9 +242,11 @@ impl Store {
         let writer_bus = bus.clone();
         let cache = Arc::new(StateCache::new(cache::DEFAULT_BUDGET));
         let writer_cache = cache.clone();
+        let stats = Arc::new(WriterStats::default());
+        let writer_stats = stats.clone();
         thread::Builder::new()
             .name("koor-writer".into())
-            .spawn(move || writer_loop(conn, rx, writer_bus, writer_cache))
+            .spawn(move || writer_loop(conn, rx, writer_bus, writer_cache, &writer_stats))
             .map_err(|e| db_err(format!("cannot start the writer thread: {e}")))?;
         let (checkpoint_stop, checkpoint_rx) = mpsc::channel();
         let checkpoint_path = path.clone();
@@ -256,6 +262,7 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
                 cache,
                 checkpoint_stop: Mutex::new(Some(checkpoint_stop)),
+                stats,
                 bus,
                 _lock: lock,
             }),
@@ -269,6 +276,11 @@ impl Store {
 
     pub fn bus(&self) -> &Bus {
         &self.inner.bus
+    }
+
+    /// The writer's batch sizes and commit latencies, for the metrics.
+    pub fn writer_stats(&self) -> &WriterStats {
+        &self.inner.stats
     }
 
     /// The current value of a state key: from the cache, else from SQLite (then cached).
@@ -407,7 +419,32 @@ fn open_reader(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>, bus: Bus, cache: Arc<StateCache>) {
+/// What the writer measures about its group commits.
+#[derive(Debug, Clone)]
+pub struct WriterStats {
+    /// Jobs per committed transaction.
+    pub batch_size: prometheus_client::metrics::histogram::Histogram,
+    /// Seconds from `BEGIN` to the end of `COMMIT`.
+    pub commit_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+        Self {
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.5, 12)),
+        }
+    }
+}
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Message>,
+    bus: Bus,
+    cache: Arc<StateCache>,
+    stats: &WriterStats,
+) {
     while let Ok(first) = rx.recv() {
         let mut jobs = Vec::new();
         let mut close = None;
@@ -425,7 +462,12 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>, bus: Bus, cache: A
             }
         }
         if !jobs.is_empty() {
+            let started = std::time::Instant::now();
+            stats.batch_size.observe(jobs.len() as f64);
             commit_batch(&conn, jobs, &bus, &cache);
+            stats
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
         }
         if let Some(done) = close {
             // Fold the WAL back into the main file so the data dir is tidy after a clean stop.

@@ -655,3 +655,26 @@ fn a_reconnect_reloads_the_logs() {
     let mut fresh = App::new(Options::default());
     assert!(update(&mut fresh, net(Net::Conn(Conn::Connected))).is_empty());
 }
+
+#[test]
+fn webhook_events_and_connects_refetch_the_webhooks() {
+    let mut app = connected();
+    let cmds = update(
+        &mut app,
+        Msg::Net(Net::Events(vec![ev(
+            11,
+            "koor.webhook.disabled",
+            json!({"id": "ci"}),
+        )])),
+    );
+    assert!(cmds.contains(&Command::FetchWebhooks), "{cmds:?}");
+    let cmds = update(
+        &mut app,
+        Msg::Net(Net::Events(vec![ev(
+            12,
+            "koor.state.updated",
+            json!({"key": "a", "version": 2}),
+        )])),
+    );
+    assert!(!cmds.contains(&Command::FetchWebhooks), "{cmds:?}");
+}
