@@ -18,7 +18,8 @@ use crate::logging::parse_level;
     about = "Koor: a coordination server for AI coding agents (state, specs, events, instances, MCP)",
     after_help = "Each flag may also come from its env var or the config file (flags > env > file > defaults).\n\
                   Config file keys: bind, dashboard_bind, data_dir, auth_token, log_level, log_dir,\n\
-                  stale_after, event_retention, allowed_origins."
+                  stale_after, event_retention, allowed_origins, allowed_hosts, max_connections,\n\
+                  request_timeout."
 )]
 pub struct Args {
     /// API listen address [env: KOOR_BIND] [default: localhost:9800]
@@ -48,6 +49,17 @@ pub struct Args {
     /// Extra browser origins allowed on /mcp and WebSockets, comma-separated [env: KOOR_ALLOWED_ORIGINS]
     #[arg(long, value_name = "ORIGINS")]
     pub allowed_origins: Option<String>,
+    /// Extra host names the server answers to when no token is set, comma-separated; `*` = any
+    /// (DNS-rebinding protection) [env: KOOR_ALLOWED_HOSTS]
+    #[arg(long, value_name = "HOSTS")]
+    pub allowed_hosts: Option<String>,
+    /// Most connections open at once (both listeners, WebSockets included)
+    /// [env: KOOR_MAX_CONNECTIONS] [default: the open-file limit minus 256, at most 16384]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<String>,
+    /// Time a new connection has to send its first request [env: KOOR_REQUEST_TIMEOUT] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub request_timeout: Option<String>,
     /// Config file (JSON object) [default: ./settings.json when it exists]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -72,6 +84,16 @@ pub struct Config {
     /// Events a WebSocket subscriber may fall behind by before it is closed (not a flag).
     pub subscriber_buffer: usize,
     pub allowed_origins: Vec<String>,
+    /// Host names answered besides loopback, IP literals and the bind hosts (`*` = any).
+    pub allowed_hosts: Vec<String>,
+    /// Most connections open at once; at the bound the oldest one that never sent a request is
+    /// closed to make room.
+    pub max_connections: usize,
+    /// Time a new connection has to send its first request's headers.
+    pub request_timeout: Duration,
+    /// Test knob, not a flag: caps the database at this many pages (SQLite's `max_page_count`)
+    /// so tests can fill "the disk" without a small filesystem.
+    pub max_db_pages: Option<u64>,
 }
 
 impl Default for Config {
@@ -88,6 +110,10 @@ impl Default for Config {
             prune_every: Duration::from_secs(10),
             subscriber_buffer: crate::bus::DEFAULT_CAPACITY,
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            max_connections: default_max_connections(),
+            request_timeout: Duration::from_secs(30),
+            max_db_pages: None,
         }
     }
 }
@@ -206,14 +232,38 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
             "KOOR_ALLOWED_ORIGINS",
             "allowed_origins",
         )
-        .map(|s| {
-            s.trim_matches(|c| c == '[' || c == ']')
-                .split(',')
-                .map(|o| o.trim().trim_matches('"').trim_end_matches('/').to_owned())
-                .filter(|o| !o.is_empty())
-                .collect()
-        })
+        .map(|s| list(&s))
         .unwrap_or_default();
+    let allowed_hosts = layers
+        .get(args.allowed_hosts, "KOOR_ALLOWED_HOSTS", "allowed_hosts")
+        .map(|s| list(&s))
+        .unwrap_or_default();
+    let max_connections = match layers.get(
+        args.max_connections,
+        "KOOR_MAX_CONNECTIONS",
+        "max_connections",
+    ) {
+        Some(s) => match s.trim().parse::<usize>() {
+            Ok(n) if n >= 2 => n,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "max connections",
+                    value: s,
+                    reason: "use a number of at least 2".into(),
+                });
+            }
+        },
+        None => defaults.max_connections,
+    };
+    let request_timeout =
+        match layers.get(args.request_timeout, "KOOR_REQUEST_TIMEOUT", "request_timeout") {
+            Some(s) => parse_duration(&s).map_err(|reason| ConfigError::Invalid {
+                name: "request-timeout",
+                value: s,
+                reason,
+            })?,
+            None => defaults.request_timeout,
+        };
 
     Ok(Config {
         bind,
@@ -227,7 +277,38 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         prune_every: defaults.prune_every,
         subscriber_buffer: defaults.subscriber_buffer,
         allowed_origins,
+        allowed_hosts,
+        max_connections,
+        request_timeout,
+        max_db_pages: None,
     })
+}
+
+/// A comma-separated list (a JSON array in the config file reads the same).
+fn list(s: &str) -> Vec<String> {
+    s.trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|o| o.trim().trim_matches('"').trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
+/// The open-file limit minus room for the database, logs and readers (Linux reads it from
+/// `/proc/self/limits`; elsewhere 1024 is assumed), between 64 and 16384.
+fn default_max_connections() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+            let soft = line.split_whitespace().nth(3)?;
+            if soft == "unlimited" {
+                Some(usize::MAX)
+            } else {
+                soft.parse::<usize>().ok()
+            }
+        })
+        .unwrap_or(1024);
+    soft.saturating_sub(256).clamp(64, 16_384)
 }
 
 /// `5m`, `90s`, `1h30m`, `500ms`; a bare number is seconds.

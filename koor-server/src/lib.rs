@@ -117,10 +117,17 @@ pub async fn run(
         );
     }
     let background = tokio::spawn(background(app.clone()));
-    let api_server = serve::serve(api, api::routes(app.clone()), app.stopping());
+    let conns = serve::Connections::new(app.config.max_connections, app.config.request_timeout);
+    let api_server = serve::serve(
+        api,
+        api::routes(app.clone()),
+        conns.clone(),
+        app.stopping(),
+    );
     let dashboard_server = async {
         if let Some(listener) = dashboard {
-            serve::serve(listener, api::dashboard_routes(app.clone()), app.stopping()).await;
+            let routes = api::dashboard_routes(app.clone());
+            serve::serve(listener, routes, conns, app.stopping()).await;
         }
     };
     let servers = futures_util::future::join(api_server, dashboard_server);
