@@ -333,11 +333,11 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
 
 fn learn_project(app: &mut App, ev: &Event, cmds: &mut Vec<Command>) {
     if ev.topic.starts_with("koor.spec.")
-        && let Some(p) = ev.data.get("project").and_then(Value::as_str)
-        && app.projects.insert(p.to_owned())
+        && let Some(p) = ev.data.value().get("project").and_then(Value::as_str).map(str::to_owned)
+        && app.projects.insert(p.clone())
         && app.conn == Conn::Connected
     {
-        cmds.push(Command::FetchSpecs(p.to_owned()));
+        cmds.push(Command::FetchSpecs(p));
     }
 }
 
@@ -358,7 +358,7 @@ fn on_event(app: &mut App, ev: Event, cmds: &mut Vec<Command>) {
     let apply = ev.id > app.snapshot_id && is_system_topic(&ev.topic);
     if apply {
         learn_project(app, &ev, cmds);
-        let d = &ev.data;
+        let d = &ev.data.value();
         let now = app.now_ms;
         match ev.topic.as_str() {
             "koor.state.updated" => {

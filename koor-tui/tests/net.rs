@@ -203,7 +203,7 @@ async fn a_lagging_console_is_closed_and_resumes_where_it_was() {
     }
     let ns: Vec<i64> = got
         .iter()
-        .map(|e| e.data["n"].as_i64().expect("n"))
+        .map(|e| e.data.value()["n"].as_i64().expect("n"))
         .collect();
     assert_eq!(
         ns,

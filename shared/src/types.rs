@@ -147,13 +147,79 @@ pub struct SpecWrite {
     pub updated_at: String,
 }
 
+/// A JSON value kept as the exact text it arrived as: numbers keep every digit (no rounding
+/// through `f64`, integers beyond 64 bits stay integers), object keys keep their order. It
+/// serializes as that text, so a server passes event data through byte for byte.
+///
+/// Deserialize it with `serde_json::from_str`/`from_slice`/`from_reader` (not `from_value`,
+/// which has no text to keep). [`RawJson::value`] parses it for reading fields.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    /// Checks that `text` is one JSON document and keeps it as is.
+    pub fn parse(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::value::RawValue::from_string(text).map(Self)
+    }
+
+    /// The JSON text of `value`.
+    pub fn from_value(value: &Value) -> Self {
+        let text = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
+        Self::parse(text).unwrap_or_default()
+    }
+
+    /// The exact JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The value parsed (for reading fields; numbers then go through `f64`/`i64` as usual).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.get()).unwrap_or(Value::Null)
+    }
+}
+
+impl Default for RawJson {
+    fn default() -> Self {
+        Self(serde_json::value::RawValue::NULL.to_owned())
+    }
+}
+
+impl From<Value> for RawJson {
+    fn from(value: Value) -> Self {
+        Self::from_value(&value)
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl Eq for RawJson {}
+
+impl std::fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+impl std::fmt::Display for RawJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
 /// An event on the bus.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: i64,
     pub topic: String,
+    /// The data exactly as published (see [`RawJson`]).
     #[serde(default)]
-    pub data: Value,
+    pub data: RawJson,
     #[serde(default)]
     pub source: String,
     pub created_at: String,

@@ -26,9 +26,8 @@ use std::thread;
 use std::time::Duration;
 
 use koor_shared::time::now_rfc3339;
-use koor_shared::types::Event;
+use koor_shared::types::{Event, RawJson};
 use rusqlite::{Connection, OpenFlags};
-use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::bus::{Bus, BusEvent};
@@ -114,8 +113,8 @@ impl Tx<'_> {
     }
 
     /// Stores an event in history; it is published on the bus once the batch commits.
-    pub fn emit(&mut self, topic: &str, data: Value, source: &str) -> Result<Event> {
-        let event = events::insert(self.conn, topic, &data, source, &self.now)?;
+    pub fn emit(&mut self, topic: &str, data: impl Into<RawJson>, source: &str) -> Result<Event> {
+        let event = events::insert(self.conn, topic, data.into(), source, &self.now)?;
         self.events.push(Arc::new(BusEvent::new(event.clone())));
         Ok(event)
     }

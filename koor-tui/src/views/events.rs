@@ -71,7 +71,7 @@ pub fn matches(terms: &[String], ev: &Event) -> bool {
 /// The DATA column: for system events a short reading of their small data (`api-contract v2`,
 /// `claude-1 stale`), else the data as one-line JSON.
 pub fn summary(ev: &Event) -> String {
-    let d = &ev.data;
+    let d = &ev.data.value();
     let s = |name: &str| {
         d.get(name)
             .and_then(serde_json::Value::as_str)
@@ -339,7 +339,7 @@ mod tests {
         Event {
             id,
             topic: topic.into(),
-            data: serde_json::json!({"n": id}),
+            data: serde_json::json!({"n": id}).into(),
             source: "test".into(),
             created_at: "2026-02-09T14:30:00Z".into(),
         }
