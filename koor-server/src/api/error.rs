@@ -38,6 +38,8 @@ pub enum ApiError {
     Internal(String),
     #[error("the server is shutting down")]
     Unavailable,
+    #[error("{0}")]
+    InsufficientStorage(String),
 }
 
 impl warp::reject::Reject for ApiError {}
@@ -54,6 +56,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -76,6 +79,7 @@ impl From<StoreError> for ApiError {
             },
             StoreError::Sqlite(m) => ApiError::Internal(format!("database error: {m}")),
             StoreError::Closed => ApiError::Unavailable,
+            full @ StoreError::Full => ApiError::InsufficientStorage(full.to_string()),
         }
     }
 }

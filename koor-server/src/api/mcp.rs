@@ -26,7 +26,7 @@ use warp::http::{HeaderMap, Method, StatusCode, header};
 use warp::path::Tail;
 use warp::reply::Response;
 
-use super::{body, method_not_allowed, origin_guard, with_app};
+use super::{ApiError, body, method_not_allowed, origin_guard, with_app};
 use crate::App;
 use crate::instances::Filter as InstanceFilter;
 use crate::store::{StoreError, rules};
@@ -37,6 +37,10 @@ pub const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-2
 pub const ASSUMED_VERSION: &str = "2025-03-26";
 /// Largest JSON-RPC message accepted.
 const MAX_BODY: usize = 1024 * 1024;
+
+/// Agents `discover_instances` lists when `limit` is not given, and at most.
+const DEFAULT_DISCOVER: usize = 100;
+const MAX_DISCOVER: usize = 1000;
 
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
@@ -58,18 +62,33 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(origin_guard(app.clone()))
         .and(warp::method())
         .and(warp::header::headers_cloned())
-        .and(body::limited(MAX_BODY))
+        .and(message_body())
         .and(with_app(app))
         .then(
-            |method: Method, headers: HeaderMap, body: Bytes, app: App| async move {
-                if method == Method::POST {
-                    post(&app, &headers, &body).await
-                } else {
-                    method_not_allowed(&method, "/mcp", "POST").into_response()
+            |method: Method, headers: HeaderMap, body: Result<Bytes, ApiError>, app: App| async move {
+                match body {
+                    _ if method != Method::POST => {
+                        method_not_allowed(&method, "/mcp", "POST").into_response()
+                    }
+                    Ok(body) => post(&app, &headers, &body).await,
+                    Err(e) => rpc_error(e.status(), Value::Null, INVALID_REQUEST, format!("invalid request: {e}")),
                 }
             },
         )
         .boxed()
+}
+
+/// The body, or why it cannot be read (over [`MAX_BODY`]): answered as a JSON-RPC error, which
+/// an MCP client shows, rather than a REST error body.
+fn message_body() -> impl Filter<Extract = (Result<Bytes, ApiError>,), Error = warp::Rejection> + Clone {
+    body::limited(MAX_BODY)
+        .map(Ok)
+        .or_else(|r: warp::Rejection| async move {
+            match r.find::<ApiError>() {
+                Some(e) => Ok((Err(e.clone()),)),
+                None => Err(r),
+            }
+        })
 }
 
 /// A JSON body with a status, `Content-Type: application/json`.
@@ -251,12 +270,13 @@ static TOOLS: LazyLock<Value> = LazyLock::new(|| {
         },
         {
             "name": "discover_instances",
-            "description": "List registered agents (id, name, workspace, intent, stack, capabilities, status); filters are exact matches.",
+            "description": "List registered agents (id, name, workspace, intent, stack, capabilities, status); filters are exact matches; at most `limit` (default 100), `truncated` says when more exist.",
             "inputSchema": schema(json!({
                 "name": text("Agent name"),
                 "workspace": text("Workspace"),
                 "stack": text("Stack"),
                 "capability": text("Has this capability"),
+                "limit": {"type": "integer", "minimum": 1, "maximum": MAX_DISCOVER, "description": "Most agents returned (default 100)"},
             }), &[]),
             "annotations": {"readOnlyHint": true},
         },
@@ -348,8 +368,8 @@ async fn call(app: &App, headers: &HeaderMap, params: &Value) -> Result<Value, S
 }
 
 /// A tool's arguments, checked against its input schema: no unknown names, every required one
-/// present and not blank, strings are strings, arrays are string arrays (a comma-separated string
-/// is accepted too), enums hold one of their values. `null` counts as absent.
+/// present and not blank, strings are strings, integers are integers within their bounds, arrays
+/// are string arrays, enums hold one of their values. `null` counts as absent.
 struct Args(Map<String, Value>);
 
 impl Args {
@@ -369,16 +389,21 @@ impl Args {
             let value = match (prop["type"].as_str(), value) {
                 (_, Value::Null) => continue,
                 (Some("string"), Value::String(s)) => Value::String(s),
-                (Some("string"), other @ (Value::Number(_) | Value::Bool(_))) => {
-                    Value::String(other.to_string())
+                (Some("integer"), Value::Number(n))
+                    if n.as_i64().is_some_and(|n| {
+                        prop["minimum"].as_i64().is_none_or(|min| n >= min)
+                            && prop["maximum"].as_i64().is_none_or(|max| n <= max)
+                    }) =>
+                {
+                    Value::Number(n)
                 }
-                (Some("array"), Value::String(s)) => Value::Array(
-                    s.split(',')
-                        .map(str::trim)
-                        .filter(|p| !p.is_empty())
-                        .map(|p| Value::String(p.to_owned()))
-                        .collect(),
-                ),
+                (Some("integer"), _) => {
+                    let min = prop["minimum"].as_i64().unwrap_or(i64::MIN);
+                    let max = prop["maximum"].as_i64().unwrap_or(i64::MAX);
+                    return Err(format!(
+                        "{tool}: argument {key:?} must be an integer from {min} to {max}"
+                    ));
+                }
                 (Some("array"), Value::Array(items)) if items.iter().all(Value::is_string) => {
                     Value::Array(items)
                 }
@@ -437,6 +462,10 @@ impl Args {
 
     fn opt(&self, name: &str) -> Option<String> {
         Some(self.text(name)).filter(|s| !s.trim().is_empty())
+    }
+
+    fn int(&self, name: &str) -> Option<i64> {
+        self.0.get(name).and_then(Value::as_i64)
     }
 
     fn list(&self, name: &str) -> Vec<String> {
@@ -521,8 +550,22 @@ fn discover_instances(app: &App, args: Args) -> Value {
         capability: args.opt("capability"),
         status: None,
     };
-    let instances = app.instances.list(&filter);
-    json!({"count": instances.len(), "instances": instances})
+    let mut instances = app.instances.list(&filter);
+    let total = instances.len();
+    let limit = args
+        .int("limit")
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(DEFAULT_DISCOVER);
+    instances.truncate(limit);
+    let mut out = json!({"count": instances.len(), "total": total, "instances": instances});
+    if total > instances.len() {
+        out["truncated"] = json!(true);
+        out["message"] = json!(format!(
+            "{} of {total} agents shown: narrow with name/workspace/stack/capability, or raise limit (at most {MAX_DISCOVER}); GET /api/instances lists all",
+            instances.len()
+        ));
+    }
+    out
 }
 
 async fn set_intent(app: &App, args: Args) -> Result<Value, String> {
