@@ -22,3 +22,5 @@ mod mcp;
 mod rules;
 // The web dashboard: its listener, and the page in headless Chromium (skipped without it unless CI).
 mod dashboard;
+// Issue 16: DNS rebinding, idle connections, costly patterns, exact event data, a full disk, the lock.
+mod hardening;

@@ -168,9 +168,12 @@ where
                 tx_exec(tx.conn, "ROLLBACK TO job").and_then(|()| tx_exec(tx.conn, "RELEASE job"))
             }
         };
-        self.result = Some(match ended {
-            Ok(()) => result,
-            Err(e) => Err(e.into()),
+        self.result = Some(match (ended, result) {
+            (Ok(()), result) => result,
+            // The job's own error says more than the failed rollback after it (SQLite may have
+            // rolled the whole transaction back already, e.g. on a full disk).
+            (Err(_), Err(e)) => Err(e),
+            (Err(e), Ok(_)) => Err(e.into()),
         });
     }
 
@@ -482,6 +485,7 @@ fn commit_batch(
     let mut hooks = Vec::new();
     let outcome = match conn.execute_batch("BEGIN IMMEDIATE") {
         Ok(()) => {
+            let mut aborted = None;
             for job in &mut jobs {
                 let mut tx = Tx {
                     conn,
@@ -491,8 +495,22 @@ fn commit_batch(
                     now: now_rfc3339(),
                 };
                 job.run(&mut tx);
+                // On some errors (a full disk, out of memory) SQLite rolls the whole transaction
+                // back by itself: the jobs before this one are gone too, and later ones would run
+                // outside any transaction. Fail the batch instead.
+                if conn.is_autocommit() {
+                    aborted = Some(if job.failed_full() {
+                        StoreError::Full
+                    } else {
+                        StoreError::Sqlite("the write transaction was rolled back".into())
+                    });
+                    break;
+                }
             }
-            conn.execute_batch("COMMIT").map_err(StoreError::from)
+            match aborted {
+                Some(e) => Err(e),
+                None => conn.execute_batch("COMMIT").map_err(StoreError::from),
+            }
         }
         Err(e) => Err(e.into()),
     };
