@@ -49,7 +49,12 @@ async fn a_foreign_host_name_is_refused_on_every_route_but_health() {
         "host evil.example:9800 is not allowed",
     )
     .await;
-    for path in ["/api/state", "/api/events/history", "/api/logs", "/api/instances"] {
+    for path in [
+        "/api/state",
+        "/api/events/history",
+        "/api/logs",
+        "/api/instances",
+    ] {
         error(get(path, evil).await.expect("GET"), 403, "--allowed-hosts").await;
     }
     json(get("/health", evil).await.expect("health"), 200).await;
@@ -89,7 +94,9 @@ async fn a_foreign_host_name_is_refused_on_every_route_but_health() {
     }
     // A name that only starts like a loopback one is foreign.
     error(
-        get("/api/state", "localhost.evil.example").await.expect("GET"),
+        get("/api/state", "localhost.evil.example")
+            .await
+            .expect("GET"),
         403,
         "not allowed",
     )
@@ -169,7 +176,10 @@ async fn idle_connections_are_closed_and_cannot_lock_out_clients() {
     }
 
     // Every silent connection is closed by the server (the bound or the 1 s deadline).
-    assert!(closed_by_server(&mut h2).await, "h2c preface-only connection");
+    assert!(
+        closed_by_server(&mut h2).await,
+        "h2c preface-only connection"
+    );
     for conn in &mut idle {
         assert!(closed_by_server(conn).await, "idle connection left open");
     }
@@ -453,7 +463,11 @@ async fn smaller_findings() {
     };
     for (key, body, want) in [
         ("text", &b"hello, not JSON"[..], "text/plain; charset=utf-8"),
-        ("bin", &b"\xff\xfe\x00binary"[..], "application/octet-stream"),
+        (
+            "bin",
+            &b"\xff\xfe\x00binary"[..],
+            "application/octet-stream",
+        ),
         ("doc", &b"{\"a\":1}"[..], "application/json"),
     ] {
         json(put_untyped(key, body).await.expect("PUT"), 200).await;
@@ -521,8 +535,11 @@ async fn smaller_findings() {
     // MCP: discover_instances lists at most 100 by default and says when there are more.
     for i in 0..130 {
         json(
-            s.post_json("/api/instances/register", json!({"name": format!("agent-{i}")}))
-                .await,
+            s.post_json(
+                "/api/instances/register",
+                json!({"name": format!("agent-{i}")}),
+            )
+            .await,
             200,
         )
         .await;

@@ -156,12 +156,12 @@ async fn rmcp_client_initializes_lists_and_calls_every_tool() {
 
     // discover_instances: the list with a count, filters, never a token.
     let d = ok_json(&call(&c, "discover_instances", json!({})).await);
-    assert_eq!(keys(&d), ["count", "instances"]);
+    assert_eq!(keys(&d), ["count", "instances", "total"]);
     assert_eq!(d["count"], 1);
     assert_eq!(d["instances"][0]["id"], id.as_str());
     assert!(!d.to_string().contains(&token));
     let none = ok_json(&call(&c, "discover_instances", json!({"stack": "go"})).await);
-    assert_eq!(none, json!({"count": 0, "instances": []}));
+    assert_eq!(none, json!({"count": 0, "total": 0, "instances": []}));
     let by_cap = ok_json(
         &call(
             &c,

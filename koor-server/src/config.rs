@@ -255,15 +255,18 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         },
         None => defaults.max_connections,
     };
-    let request_timeout =
-        match layers.get(args.request_timeout, "KOOR_REQUEST_TIMEOUT", "request_timeout") {
-            Some(s) => parse_duration(&s).map_err(|reason| ConfigError::Invalid {
-                name: "request-timeout",
-                value: s,
-                reason,
-            })?,
-            None => defaults.request_timeout,
-        };
+    let request_timeout = match layers.get(
+        args.request_timeout,
+        "KOOR_REQUEST_TIMEOUT",
+        "request_timeout",
+    ) {
+        Some(s) => parse_duration(&s).map_err(|reason| ConfigError::Invalid {
+            name: "request-timeout",
+            value: s,
+            reason,
+        })?,
+        None => defaults.request_timeout,
+    };
 
     Ok(Config {
         bind,
@@ -394,6 +397,29 @@ mod tests {
         assert_eq!(cfg.log_level, Level::ERROR);
         assert_eq!(cfg.stale_after, Duration::from_secs(60));
         assert_eq!(cfg.event_retention, 500);
+        assert_eq!(cfg.allowed_hosts, Vec::<String>::new());
+
+        let file2 = write(
+            dir.path(),
+            r#"{"allowed_hosts":["koor.lan","build-box:9800"],"max_connections":100,"request_timeout":"5s"}"#,
+        );
+        let cfg = resolve(
+            Args {
+                config: Some(file2),
+                ..Args::default()
+            },
+            &env_of(&[("KOOR_MAX_CONNECTIONS", "50")]),
+        )
+        .expect("resolves");
+        assert_eq!(cfg.allowed_hosts, ["koor.lan", "build-box:9800"]);
+        assert_eq!(cfg.max_connections, 50, "env beats the file");
+        assert_eq!(cfg.request_timeout, Duration::from_secs(5));
+        // Put the first file back for the layers below.
+        write(
+            dir.path(),
+            r#"{"bind":"file:1","dashboard_bind":"file:2","data_dir":"/file","auth_token":"file-token",
+                "log_level":"error","stale_after":"1m","event_retention":500}"#,
+        );
 
         let env = env_of(&[
             ("KOOR_BIND", "env:1"),
@@ -439,8 +465,14 @@ mod tests {
         assert!(err.to_string().contains("loud"), "{err}");
 
         let args = Args {
-            config: Some(file),
+            config: Some(file.clone()),
             stale_after: Some("soon".into()),
+            ..Args::default()
+        };
+        assert!(resolve(args, &env_of(&[])).is_err());
+        let args = Args {
+            config: Some(file),
+            max_connections: Some("1".into()),
             ..Args::default()
         };
         assert!(resolve(args, &env_of(&[])).is_err());

@@ -118,12 +118,7 @@ pub async fn run(
     }
     let background = tokio::spawn(background(app.clone()));
     let conns = serve::Connections::new(app.config.max_connections, app.config.request_timeout);
-    let api_server = serve::serve(
-        api,
-        api::routes(app.clone()),
-        conns.clone(),
-        app.stopping(),
-    );
+    let api_server = serve::serve(api, api::routes(app.clone()), conns.clone(), app.stopping());
     let dashboard_server = async {
         if let Some(listener) = dashboard {
             let routes = api::dashboard_routes(app.clone());

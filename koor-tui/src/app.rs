@@ -333,7 +333,12 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
 
 fn learn_project(app: &mut App, ev: &Event, cmds: &mut Vec<Command>) {
     if ev.topic.starts_with("koor.spec.")
-        && let Some(p) = ev.data.value().get("project").and_then(Value::as_str).map(str::to_owned)
+        && let Some(p) = ev
+            .data
+            .value()
+            .get("project")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
         && app.projects.insert(p.clone())
         && app.conn == Conn::Connected
     {

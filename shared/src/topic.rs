@@ -56,7 +56,9 @@ pub const MAX_PATTERNS: usize = 64;
 /// Why a pattern (set) is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatternError {
-    #[error("pattern is longer than {MAX_PATTERN_BYTES} bytes (topics are at most {MAX_TOPIC_BYTES})")]
+    #[error(
+        "pattern is longer than {MAX_PATTERN_BYTES} bytes (topics are at most {MAX_TOPIC_BYTES})"
+    )]
     TooLong,
     #[error("too many patterns: at most {MAX_PATTERNS} at once")]
     TooMany,

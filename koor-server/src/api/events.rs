@@ -78,7 +78,10 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
             let patterns =
                 match PatternSet::parse(q.all("pattern").filter(|p| !p.trim().is_empty())) {
                     Ok(p) => p,
-                    Err(e) => return ApiError::bad_request(format!("invalid pattern: {e}")).into_response(),
+                    Err(e) => {
+                        return ApiError::bad_request(format!("invalid pattern: {e}"))
+                            .into_response();
+                    }
                 };
             let since = match q.int("since") {
                 Ok(Some(s)) if s < 0 => {

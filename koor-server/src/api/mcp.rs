@@ -80,7 +80,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
 
 /// The body, or why it cannot be read (over [`MAX_BODY`]): answered as a JSON-RPC error, which
 /// an MCP client shows, rather than a REST error body.
-fn message_body() -> impl Filter<Extract = (Result<Bytes, ApiError>,), Error = warp::Rejection> + Clone {
+fn message_body()
+-> impl Filter<Extract = (Result<Bytes, ApiError>,), Error = warp::Rejection> + Clone {
     body::limited(MAX_BODY)
         .map(Ok)
         .or_else(|r: warp::Rejection| async move {
@@ -270,7 +271,7 @@ static TOOLS: LazyLock<Value> = LazyLock::new(|| {
         },
         {
             "name": "discover_instances",
-            "description": "List registered agents (id, name, workspace, intent, stack, capabilities, status); filters are exact matches; at most `limit` (default 100), `truncated` says when more exist.",
+            "description": "List registered agents (id, name, workspace, intent, stack, capabilities, status); exact-match filters; at most limit (default 100).",
             "inputSchema": schema(json!({
                 "name": text("Agent name"),
                 "workspace": text("Workspace"),
@@ -743,11 +744,28 @@ mod tests {
         .expect("array");
         assert!(e.contains("array of strings"), "{e}");
 
+        // Types as the schema says: no number for a string, no string for an array.
+        let e = args("register_instance", json!({"name": 5}))
+            .err()
+            .expect("number");
+        assert!(e.contains("\"name\" must be a string"), "{e}");
+        let e = args(
+            "register_instance",
+            json!({"name": "a", "capabilities": "code, review"}),
+        )
+        .err()
+        .expect("string for an array");
+        assert!(e.contains("array of strings"), "{e}");
+        let e = args("discover_instances", json!({"limit": 0}))
+            .err()
+            .expect("below the minimum");
+        assert!(e.contains("integer from 1 to 1000"), "{e}");
+
         let a = args(
             "register_instance",
-            json!({"name": "a", "capabilities": "code, review", "stack": null}),
+            json!({"name": "a", "capabilities": ["code", "review"], "stack": null}),
         )
-        .expect("lenient");
+        .expect("valid");
         assert_eq!(a.list("capabilities"), ["code", "review"]);
         assert_eq!(a.text("stack"), "");
     }

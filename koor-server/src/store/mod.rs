@@ -520,8 +520,7 @@ fn commit_batch(
         events.clear();
         hooks.clear();
     }
-    let full = matches!(outcome, Err(StoreError::Full))
-        || jobs.iter().any(|j| j.failed_full());
+    let full = matches!(outcome, Err(StoreError::Full)) || jobs.iter().any(|j| j.failed_full());
     if full {
         // Give the space the failed write took in the WAL back: fold what is committed into the
         // database and cut the WAL to nothing, so that freed space serves new writes.
@@ -550,7 +549,13 @@ fn warn_full() {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let last = LAST.load(Ordering::Relaxed);
-    if now >= last + 60 && LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
-        tracing::error!("the disk holding the database is full: writes answer 507 until space is freed; reads keep working");
+    if now >= last + 60
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::error!(
+            "the disk holding the database is full: writes answer 507 until space is freed; reads keep working"
+        );
     }
 }
