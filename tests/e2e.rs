@@ -16,8 +16,12 @@ mod events;
 mod logs;
 // The agent registry: lifecycle, liveness, filters, persistence.
 mod instances;
+// Locks over the hold model: races, expiry, keepalive, deregistration, fences, waits, tokens.
+mod locks;
 // The MCP endpoint: the rmcp client, raw-HTTP transport rules, restarts.
 mod mcp;
+// MCP for coordination: resuming an identity, the lock tool, strict argument types, limits.
+mod mcp_work;
 // Validation rules: every match type, globs, stacks, proposals over REST and MCP, bad input.
 mod rules;
 // The web dashboard: its listener, and the page in headless Chromium (skipped without it unless CI).

@@ -134,6 +134,11 @@ async fn auth_guards_everything_but_health() {
 
     for path in ["/api/state", "/api/metrics", "/api/specs/p", "/api/state/k"] {
         let resp = anon.get(s.url(path)).send().await.expect("GET");
+        assert_eq!(
+            resp.headers()["www-authenticate"],
+            "Bearer realm=\"koor\"",
+            "a 401 names its scheme"
+        );
         let body = error(resp, 401, "invalid or missing bearer token").await;
         assert_eq!(body["error"], "invalid or missing bearer token");
         let resp = anon

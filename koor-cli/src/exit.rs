@@ -11,6 +11,7 @@
 //! | 6 | precondition failed (412): a conditional write lost |
 //! | 7 | any other error status from the server (400, 405, 413, 5xx, ...) |
 //! | 8 | `validate` found error-severity violations (the report is on stdout) |
+//! | 9 | conflict (409): a lock held by another instance (also after `--wait` ran out), or not the holder |
 
 use std::fmt;
 use std::io::{self, Write};
@@ -27,6 +28,8 @@ pub const PRECONDITION: u8 = 6;
 pub const SERVER: u8 = 7;
 /// `validate` ran and found violations of severity `error`.
 pub const VALIDATION: u8 = 8;
+/// (ext) Conflict (409): held by another instance, or not the holder.
+pub const CONFLICT: u8 = 9;
 
 /// A command line that parses but makes no sense (exit 2).
 #[derive(Debug)]
@@ -131,6 +134,7 @@ fn client_message(err: &ClientError, server_source: Option<&str>) -> (u8, String
         ClientError::Api { status, body } => {
             let code = match status {
                 404 => NOT_FOUND,
+                409 => CONFLICT,
                 412 => PRECONDITION,
                 _ => SERVER,
             };
@@ -158,6 +162,7 @@ mod tests {
     fn codes_by_status() {
         assert_eq!(classify(&api(404, "key not found: k")).0, NOT_FOUND);
         assert_eq!(classify(&api(412, "precondition failed")).0, PRECONDITION);
+        assert_eq!(classify(&api(409, "lock held by x")).0, CONFLICT);
         assert_eq!(
             classify(&api(401, "invalid or missing bearer token")).0,
             UNAUTHORIZED

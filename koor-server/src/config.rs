@@ -18,8 +18,8 @@ use crate::logging::parse_level;
     about = "Koor: a coordination server for AI coding agents (state, specs, events, instances, MCP)",
     after_help = "Each flag may also come from its env var or the config file (flags > env > file > defaults).\n\
                   Config file keys: bind, dashboard_bind, data_dir, auth_token, log_level, log_dir,\n\
-                  stale_after, event_retention, allowed_origins, allowed_hosts, max_connections,\n\
-                  request_timeout."
+                  stale_after, event_retention, allowed_origins, require_instance_token,\n\
+                  allowed_hosts, max_connections, request_timeout."
 )]
 pub struct Args {
     /// API listen address [env: KOOR_BIND] [default: localhost:9800]
@@ -60,6 +60,10 @@ pub struct Args {
     /// Time a new connection has to send its first request [env: KOOR_REQUEST_TIMEOUT] [default: 30s]
     #[arg(long, value_name = "DURATION")]
     pub request_timeout: Option<String>,
+    /// Require X-Koor-Instance-Token on every call made for an instance (heartbeat, holds, inbox)
+    /// [env: KOOR_REQUIRE_INSTANCE_TOKEN] [default: false]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub require_instance_token: Option<String>,
     /// Config file (JSON object) [default: ./settings.json when it exists]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -94,6 +98,8 @@ pub struct Config {
     /// Test knob, not a flag: caps the database at this many pages (SQLite's `max_page_count`)
     /// so tests can fill "the disk" without a small filesystem.
     pub max_db_pages: Option<u64>,
+    /// Calls made for an instance must carry its `X-Koor-Instance-Token`.
+    pub require_instance_token: bool,
 }
 
 impl Default for Config {
@@ -114,6 +120,7 @@ impl Default for Config {
             max_connections: default_max_connections(),
             request_timeout: Duration::from_secs(30),
             max_db_pages: None,
+            require_instance_token: false,
         }
     }
 }
@@ -268,6 +275,25 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         None => defaults.request_timeout,
     };
 
+    let require_instance_token = match layers.get(
+        args.require_instance_token,
+        "KOOR_REQUIRE_INSTANCE_TOKEN",
+        "require_instance_token",
+    ) {
+        None => defaults.require_instance_token,
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "" | "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "require-instance-token",
+                    value: v,
+                    reason: "use true or false".into(),
+                });
+            }
+        },
+    };
+
     Ok(Config {
         bind,
         dashboard_bind,
@@ -284,6 +310,7 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         max_connections,
         request_timeout,
         max_db_pages: None,
+        require_instance_token,
     })
 }
 

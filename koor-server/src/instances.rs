@@ -69,11 +69,19 @@ impl Registry {
     pub fn load(store: &Store, stale_after: Duration) -> Result<Registry> {
         let loaded = store.read_now(rows::load_all)?;
         let count = loaded.len() as u64;
+        // No agent could heartbeat while the server was down: each one that was not already
+        // stale gets one full stale-after period from startup (its contact counts from now).
+        let started = Utc::now();
         let entries = loaded
             .into_iter()
             .enumerate()
             .map(|(seq, row)| {
-                let seen = parse_rfc3339(&row.last_seen).unwrap_or_else(Utc::now);
+                let stored = parse_rfc3339(&row.last_seen).unwrap_or(started);
+                let seen = if row.status == STALE {
+                    stored
+                } else {
+                    stored.max(started)
+                };
                 let seq = seq as u64;
                 (row.id.clone(), Entry { row, seen, seq })
             })
@@ -159,6 +167,16 @@ impl Registry {
             .get(id)
             .map(|e| self.to_instance(e, Utc::now()))
             .ok_or_else(|| not_found(id))
+    }
+
+    /// Whether `token` is the one `id` was registered with (constant time); `None` when `id` is
+    /// not registered.
+    pub fn token_matches(&self, id: &str, token: &str) -> Option<bool> {
+        use subtle::ConstantTimeEq;
+        let entries = self.inner.entries.read().ok()?;
+        let entry = entries.get(id)?;
+        let got = format!("{:x}", Sha256::digest(token.as_bytes()));
+        Some(got.as_bytes().ct_eq(entry.row.token_hash.as_bytes()).into())
     }
 
     /// Counts: (all, stale).
@@ -347,7 +365,14 @@ impl Registry {
             .await
     }
 
-    pub async fn deregister(&self, store: &Store, id: &str) -> Result<Instance> {
+    /// Deregisters `id`; `release` runs in the same transaction after the row is gone (it ends the
+    /// instance's holds), so a dead agent's work is freed atomically with its departure.
+    pub async fn deregister(
+        &self,
+        store: &Store,
+        id: &str,
+        release: impl FnOnce(&mut Tx<'_>, &str) -> Result<()> + Send + 'static,
+    ) -> Result<Instance> {
         self.entry(id)?;
         let reg = self.clone();
         let id = id.to_owned();
@@ -362,6 +387,7 @@ impl Registry {
                 if !rows::delete(tx.conn(), &id)? {
                     return Err(not_found(&id));
                 }
+                release(tx, &id)?;
                 let mut gone = reg.to_instance(&entry, Utc::now());
                 emit(
                     tx,
@@ -502,7 +528,7 @@ mod tests {
             }),
             async {
                 sleep(50).await;
-                reg.deregister(&store, &id).await
+                reg.deregister(&store, &id, |_, _| Ok(())).await
             },
             async {
                 sleep(150).await;

@@ -8,6 +8,7 @@
 //! - [`store`]: SQLite with one group-committing writer thread and pooled readers.
 //! - [`bus`]: fan-out of committed events to subscribers.
 //! - [`instances`]: the in-memory agent registry with liveness, persisted through the store.
+//! - [`holds`]: the one model behind locks, reservations and task claims (TTL, expiry, fences).
 //! - [`validate`]: the validation engine (rule matching, globs, stacks) behind `/api/validate`.
 //! - [`api`]: the warp route tree, one module per resource, one rejection handler.
 //!
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod bus;
 pub mod config;
+pub mod holds;
 pub mod instances;
 pub mod logging;
 mod serve;
@@ -33,6 +35,7 @@ use tokio::sync::watch;
 
 use crate::bus::Bus;
 pub use crate::config::Config;
+use crate::holds::Holds;
 use crate::instances::Registry;
 use crate::logging::LogRing;
 use crate::store::{OpenError, Store};
@@ -46,6 +49,7 @@ pub struct App {
     pub store: Store,
     pub bus: Bus,
     pub instances: Registry,
+    pub holds: Holds,
     pub config: Arc<Config>,
     pub logs: Arc<LogRing>,
     pub started: Instant,
@@ -82,11 +86,16 @@ pub fn open(config: Config, logs: Arc<LogRing>) -> Result<App, OpenError> {
             path: store.path().to_owned(),
             reason: format!("cannot load instances: {e}"),
         })?;
+    let holds = Holds::load(&store, config.stale_after).map_err(|e| OpenError::Database {
+        path: store.path().to_owned(),
+        reason: format!("cannot load holds: {e}"),
+    })?;
     let (stop_tx, stop) = watch::channel(false);
     Ok(App {
         store,
         bus,
         instances,
+        holds,
         config: Arc::new(config),
         logs,
         started: Instant::now(),
@@ -117,6 +126,11 @@ pub async fn run(
         );
     }
     let background = tokio::spawn(background(app.clone()));
+    let sweeper = tokio::spawn(
+        app.holds
+            .clone()
+            .run_sweeper(app.store.clone(), app.stopping()),
+    );
     let conns = serve::Connections::new(app.config.max_connections, app.config.request_timeout);
     let api_server = serve::serve(api, api::routes(app.clone()), conns.clone(), app.stopping());
     let dashboard_server = async {
@@ -139,6 +153,7 @@ pub async fn run(
     }
     let _ = app.stop_tx.send(true);
     let _ = background.await;
+    let _ = sweeper.await;
     if let Err(e) = app.instances.flush(&app.store).await {
         tracing::warn!(error = %e, "could not write the last heartbeats");
     }

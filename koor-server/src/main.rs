@@ -1,5 +1,6 @@
 //! The `koor-server` binary: parse config, set up logs, open the store, bind, serve.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -36,6 +37,15 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Bind before touching the data dir: a server that cannot start (port in use) leaves no
+    // database, lock file or log directory behind.
+    let api = bind(&config.bind, "--bind").await?;
+    let dashboard = match &config.dashboard_bind {
+        Some(addr) => Some(bind(addr, "--dashboard-bind").await?),
+        None => None,
+    };
+    let created = create_data_dir(&config.data_dir)?;
+
     let ring = LogRing::new(RING_CAPACITY);
     // Log files live under the data dir: only once it is known to exist.
     let log_dir = config.log_dir.clone().filter(|_| config.data_dir.is_dir());
@@ -44,13 +54,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(w) = log_warning {
         tracing::warn!("{w}");
     }
+    if created {
+        tracing::info!(data_dir = %config.data_dir.display(), "created the data dir (mode 0700)");
+    }
 
     let app = koor_server::open(config.clone(), ring)?;
-    let api = bind(&config.bind, "--bind").await?;
-    let dashboard = match &config.dashboard_bind {
-        Some(addr) => Some(bind(addr, "--dashboard-bind").await?),
-        None => None,
-    };
     let shutdown = shutdown_signal();
     let local = |l: &TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(
@@ -64,6 +72,28 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     koor_server::run(app, api, dashboard, shutdown).await;
     Ok(())
+}
+
+/// Creates a missing data dir (and its parents), readable only by its owner. Returns whether it
+/// had to; an error names the directory and why it could not be made.
+fn create_data_dir(dir: &Path) -> anyhow::Result<bool> {
+    if dir.as_os_str().is_empty() || dir.exists() {
+        return Ok(false);
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| {
+        anyhow::anyhow!(
+            "failed to open database: cannot create the data dir {}: {e} (choose another with --data-dir DIR)",
+            dir.display()
+        )
+    })?;
+    Ok(true)
 }
 
 async fn bind(addr: &str, flag: &str) -> anyhow::Result<TcpListener> {

@@ -138,20 +138,77 @@ fn busy_port_is_a_clear_error() {
 }
 
 #[test]
-fn missing_data_dir_is_a_clear_error() {
+fn a_busy_port_leaves_nothing_behind_in_the_data_dir() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let (code, err) = run_failing(server(dir.path()).args([
+        "--bind",
+        &addr,
+        "--dashboard-bind",
+        "",
+        "--data-dir",
+        "fresh/koor",
+    ]));
+    assert_ne!(code, 0);
+    assert!(err.contains("address already in use"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}
+
+#[test]
+fn a_missing_data_dir_is_created_private_and_logged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut child, _stderr, line) = start(server(dir.path()).args([
+        "--bind",
+        "127.0.0.1:0",
+        "--dashboard-bind",
+        "",
+        "--log-level",
+        "info",
+        "--data-dir",
+        "new/koor",
+    ]));
+    assert_eq!(field(&line, "data_dir"), "new/koor");
+    let made = dir.path().join("new/koor");
+    assert!(made.join("data.db").is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&made).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
+    assert_eq!(terminate(&mut child), 0);
+    // The creation was logged (to the file too, which starts with it).
+    let logs: Vec<_> = std::fs::read_dir(made.join("logs"))
+        .expect("logs dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    let text = std::fs::read_to_string(&logs[0]).expect("log file");
+    assert!(text.contains("created the data dir"), "{text}");
+}
+
+#[test]
+fn a_data_dir_that_cannot_be_created_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("file"), "x").expect("write");
     let (code, err) = run_failing(server(dir.path()).args([
         "--bind",
         "127.0.0.1:0",
         "--dashboard-bind",
         "",
         "--data-dir",
-        "nowhere/koor",
+        "file/koor",
     ]));
     assert_ne!(code, 0);
-    assert!(err.contains("failed to open database"), "{err}");
-    assert!(err.contains("nowhere/koor"), "{err}");
-    assert!(err.contains("No such file or directory"), "{err}");
+    assert!(
+        err.contains("cannot create the data dir file/koor"),
+        "{err}"
+    );
+    assert!(err.contains("Not a directory"), "{err}");
 }
 
 #[test]

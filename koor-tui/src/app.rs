@@ -18,6 +18,7 @@ use crate::views::events::EventsView;
 use crate::views::instances::InstancesView;
 use crate::views::logs::LogsView;
 use crate::views::state::StateView;
+use crate::views::work::WorkView;
 
 /// Below this size only a "terminal too small" notice is drawn.
 pub const MIN_WIDTH: u16 = 50;
@@ -59,6 +60,8 @@ pub struct App {
     pub state: StateView,
     pub instances: InstancesView,
     pub logs: LogsView,
+    /// (ext) Locks (later tasks, reservations, messages).
+    pub work: WorkView,
     pub help: bool,
     pub confirm: Option<Confirm>,
     pub status: Option<Status>,
@@ -82,6 +85,7 @@ impl App {
             state: StateView::default(),
             instances: InstancesView::default(),
             logs: LogsView::default(),
+            work: WorkView::default(),
             help: false,
             confirm: None,
             status: None,
@@ -103,12 +107,41 @@ impl App {
         self.instances.stale().len()
     }
 
+    /// A message about the current view: it shows while that view is on screen.
     fn set_status(&mut self, text: impl Into<String>, error: bool) {
+        self.set_status_on(Some(self.view), text, error);
+    }
+
+    /// A message about `view` (`None`: about the whole console, shown on every view).
+    fn set_status_on(&mut self, view: Option<ViewId>, text: impl Into<String>, error: bool) {
         self.status = Some(Status {
             text: text.into(),
             error,
             at_ms: self.now_ms,
+            view,
         });
+    }
+
+    /// The status message to show on the current view, if any.
+    pub fn visible_status(&self) -> Option<&Status> {
+        self.status
+            .as_ref()
+            .filter(|s| s.view.is_none_or(|v| v == self.view))
+    }
+
+    /// With a filter active on the current view: how many rows it shows.
+    pub fn filtered_rows(&self) -> Option<usize> {
+        match self.view {
+            ViewId::Events if self.events.filter.is_active() => Some(self.events.visible().len()),
+            ViewId::State if self.state.filter.is_active() => {
+                Some(self.state.visible_keys().len() + self.state.visible_specs().len())
+            }
+            ViewId::Instances if self.instances.filter.is_active() => {
+                Some(self.instances.visible().len())
+            }
+            ViewId::Logs if self.logs.filter.is_active() => Some(self.logs.visible().len()),
+            _ => None,
+        }
     }
 
     fn ctx(&self) -> Ctx {
@@ -147,11 +180,14 @@ fn on_tick(app: &mut App, now: i64) -> Vec<Command> {
     {
         app.status = None;
     }
+    let mut cmds = Vec::new();
     if app.conn == Conn::Connected && app.ticks.is_multiple_of(REFRESH_INSTANCES_TICKS) {
-        vec![Command::RefreshInstances]
-    } else {
-        Vec::new()
+        cmds.push(Command::RefreshInstances);
+        if !app.work.locks.list.is_empty() {
+            cmds.push(Command::RefreshLocks);
+        }
     }
+    cmds
 }
 
 fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
@@ -174,7 +210,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
             }
             Answer::Yes(cmd) => {
                 app.confirm = None;
-                app.set_status("deregistering…", false);
+                app.set_status(cmd.pending_text(), false);
                 vec![cmd]
             }
         };
@@ -198,6 +234,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
         ViewId::State => app.state.handle_key(&key, &mut ctx),
         ViewId::Instances => app.instances.handle_key(&key, &mut ctx),
         ViewId::Logs => app.logs.handle_key(&key, &mut ctx),
+        ViewId::Work => app.work.handle_key(&key, &mut ctx),
     };
     if let Some((text, error)) = ctx.status.take() {
         app.set_status(text, error);
@@ -216,7 +253,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
         }
         KeyCode::Tab => app.view = app.view.next(),
         KeyCode::BackTab => app.view = app.view.prev(),
-        KeyCode::Char(c @ '1'..='4') => {
+        KeyCode::Char(c @ '1'..='9') if ((c as u8 - b'1') as usize) < ViewId::ALL.len() => {
             app.view = ViewId::ALL[(c as u8 - b'1') as usize];
         }
         KeyCode::Char('?') => app.help = true,
@@ -230,11 +267,12 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
     let mut cmds = Vec::new();
     match net {
         Net::Conn(conn) => {
-            if conn == Conn::Connected && app.conn != Conn::Connected {
-                // a reconnect: the log stream may have missed records too
-                if app.logs.down.is_some() {
-                    cmds.push(Command::SetLogLevel(app.logs.level));
-                }
+            if conn == Conn::Connected
+                && matches!(app.conn, Conn::Reconnecting { .. } | Conn::AuthError { .. })
+            {
+                // a reconnect (the server may have restarted): read the log ring again at once
+                // rather than wait for the log stream's own retry or for new records
+                cmds.push(Command::SetLogLevel(app.logs.level));
             }
             app.conn = conn;
         }
@@ -245,7 +283,8 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
                     filter: app.events.filter.clone(),
                     ..EventsView::default()
                 };
-                app.set_status(
+                app.set_status_on(
+                    None,
                     "the server's event history started over (new data dir?)",
                     true,
                 );
@@ -273,7 +312,8 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
             }
         }
         Net::Gap { from, to } => {
-            app.set_status(
+            app.set_status_on(
+                Some(ViewId::Events),
                 format!("events #{from}..#{to} were pruned before the stream resumed"),
                 true,
             );
@@ -294,6 +334,15 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
             let title = result.as_ref().ok().map(|d| d.title.clone());
             app.state.detail_loaded(result, title.as_deref());
         }
+        Net::Locks { locks, as_of } => app.work.locks.set_list(locks, as_of, app.now_ms),
+        Net::Lock(lock) => app.work.locks.upsert(*lock),
+        Net::LockReleased { name, fence, error } => match error {
+            None => {
+                app.work.locks.ended(&name, Some(fence), app.now_ms);
+                app.set_status(format!("✓ released lock {name}"), false);
+            }
+            Some(err) => app.set_status(format!("✗ could not release {name}: {err}"), true),
+        },
         Net::Deregistered(results) => {
             let ok: Vec<&(String, String, Option<String>)> =
                 results.iter().filter(|r| r.2.is_none()).collect();
@@ -308,16 +357,19 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
+            let on = Some(ViewId::Instances);
             match (ok.len(), failed.first()) {
-                (_, None) => app.set_status(format!("✓ deregistered {}", names(&ok)), false),
-                (0, Some((name, _, err))) => app.set_status(
+                (_, None) => app.set_status_on(on, format!("✓ deregistered {}", names(&ok)), false),
+                (0, Some((name, _, err))) => app.set_status_on(
+                    on,
                     format!(
                         "✗ could not deregister {name}: {}",
                         err.as_deref().unwrap_or("")
                     ),
                     true,
                 ),
-                (n, Some((_, _, err))) => app.set_status(
+                (n, Some((_, _, err))) => app.set_status_on(
+                    on,
                     format!(
                         "deregistered {n}; ✗ failed {}: {}",
                         names(&failed),
@@ -333,16 +385,11 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
 
 fn learn_project(app: &mut App, ev: &Event, cmds: &mut Vec<Command>) {
     if ev.topic.starts_with("koor.spec.")
-        && let Some(p) = ev
-            .data
-            .value()
-            .get("project")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-        && app.projects.insert(p.clone())
+        && let Some(p) = ev.data.get("project").and_then(Value::as_str)
+        && app.projects.insert(p.to_owned())
         && app.conn == Conn::Connected
     {
-        cmds.push(Command::FetchSpecs(p));
+        cmds.push(Command::FetchSpecs(p.to_owned()));
     }
 }
 
@@ -363,7 +410,7 @@ fn on_event(app: &mut App, ev: Event, cmds: &mut Vec<Command>) {
     let apply = ev.id > app.snapshot_id && is_system_topic(&ev.topic);
     if apply {
         learn_project(app, &ev, cmds);
-        let d = &ev.data.value();
+        let d = &ev.data;
         let now = app.now_ms;
         match ev.topic.as_str() {
             "koor.state.updated" => {
@@ -417,7 +464,9 @@ fn on_event(app: &mut App, ev: Event, cmds: &mut Vec<Command>) {
                 );
             }
             "koor.instance.deregistered" => app.instances.remove(str_field(d, "id"), now),
-            _ => {}
+            topic => {
+                app.work.on_event(topic, d, &ev.created_at, now, cmds);
+            }
         }
     }
     app.events.push(ev);

@@ -23,6 +23,8 @@ pub struct Status {
     pub text: String,
     pub error: bool,
     pub at_ms: i64,
+    /// The view it is about; it shows only there (`None`: on every view).
+    pub view: Option<crate::views::ViewId>,
 }
 
 /// What a component's key handler sees of the app, and what it may ask for.

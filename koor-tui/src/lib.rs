@@ -9,7 +9,8 @@
 //! - [`msg`]: the message, network report and command types.
 //! - [`app`]: the model and the update function.
 //! - [`component`]: what key handlers answer, the list cursor, filter prompt, pager, dialog.
-//! - [`views`]: Events, State (+ specs), Instances, Logs: state, keys and drawing of each.
+//! - [`views`]: Events, State (+ specs), Instances, Logs, Work (locks): state, keys and drawing
+//!   of each.
 //! - [`ui`]: the frame: header, tabs, status line, footer, help overlay, dialog, size notice.
 //! - [`net`]: list-then-watch with reconnects, the log stream, one-shot requests.
 //! - [`runtime`]: the terminal, the loop, frame coalescing, restore on exit and panic.

@@ -7,7 +7,7 @@ use clap::Parser;
 use koor_shared::config::{Inputs, resolve};
 use koor_tui::Options;
 
-/// The Koor operator console: live events, state keys, agent instances and server logs.
+/// The Koor operator console: live events, state keys, agent instances, server logs and locks.
 ///
 /// Server and token come from the flags, else KOOR_SERVER / KOOR_TOKEN, else ./settings.json,
 /// else the user config file (as for koor-cli), else http://localhost:9800.
@@ -20,7 +20,7 @@ struct Args {
     /// Bearer token for a server started with --auth-token.
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
-    /// Hide and refuse destructive actions (deregistering instances).
+    /// Hide and refuse destructive actions (deregistering instances, releasing locks).
     #[arg(long)]
     readonly: bool,
     /// A spec project to list in the State view (repeatable; others are learned from

@@ -3,7 +3,7 @@
 
 use crossterm::event::KeyEvent;
 use koor_shared::types::{
-    Event, Instance, LogRecord, Metrics, SpecList, StateHistory, StateSummary,
+    Event, Instance, Lock, LogRecord, Metrics, SpecList, StateHistory, StateSummary,
 };
 
 /// Everything that can change the model.
@@ -97,6 +97,20 @@ pub enum Net {
     Detail(Result<Box<Detail>, String>),
     /// Outcome of a deregistration: per instance `(name, id, error)`.
     Deregistered(Vec<(String, String, Option<String>)>),
+    /// (ext) The current locks, reflecting at least every event up to `as_of` (sent after each
+    /// snapshot, and on refresh).
+    Locks {
+        locks: Vec<Lock>,
+        as_of: i64,
+    },
+    /// (ext) One lock, fetched after a `koor.lock.acquired` event.
+    Lock(Box<Lock>),
+    /// (ext) Outcome of a force-release of the grant `fence` of lock `name`.
+    LockReleased {
+        name: String,
+        fence: i64,
+        error: Option<String>,
+    },
 }
 
 /// A log level the log view can ask for.
@@ -151,4 +165,24 @@ pub enum Command {
     FetchSpecs(String),
     /// Restart the log stream at this level.
     SetLogLevel(Level),
+    /// (ext) `GET /api/locks/{name}` (a `koor.lock.acquired` event carries no expiry).
+    FetchLock(String),
+    /// (ext) `GET /api/metrics` then `GET /api/locks` (heartbeats renew locks without an event,
+    /// so their expiry is re-read every few seconds while any are shown).
+    RefreshLocks,
+    /// (ext) `DELETE /api/locks/{name}?force=1`, the grant `fence` being the one shown.
+    ForceReleaseLock {
+        name: String,
+        fence: i64,
+    },
+}
+
+impl Command {
+    /// What the status line says while a confirmed command runs.
+    pub fn pending_text(&self) -> &'static str {
+        match self {
+            Command::ForceReleaseLock { .. } => "releasing…",
+            _ => "deregistering…",
+        }
+    }
 }

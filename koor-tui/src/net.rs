@@ -1,8 +1,8 @@
 //! Network I/O, in background tasks that report to the model as [`Net`] messages.
 //!
 //! - [`watch_events`]: list-then-watch. On every (re)connect it reads `last_event_id` from
-//!   `/api/metrics` first, then the state and instance listings (so the snapshot reflects at least
-//!   every event up to that id), then opens `/api/events/subscribe?pattern=*&pattern=koor.**` with
+//!   `/api/metrics` first, then the state, instance and lock listings (so the snapshot reflects at
+//!   least every event up to that id), then opens `/api/events/subscribe?pattern=*&pattern=koor.**` with
 //!   `since` = the last event it delivered (on the first connect: the snapshot's id). The server
 //!   replays what was missed, so no event is lost or shown twice. When the connection drops it
 //!   retries with capped exponential backoff and says so.
@@ -24,8 +24,11 @@ pub const PATTERNS: [&str; 2] = ["*", "koor.**"];
 const RECENT: u32 = 200;
 /// Log records loaded with each log snapshot.
 const RECENT_LOGS: u32 = 300;
-/// Longest wait between reconnection attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Longest wait between reconnection attempts: short, so the console is back within a second or
+/// so of the server (an attempt is one small request to a server that is usually on loopback).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// The first wait.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 /// Wall-clock milliseconds since the epoch.
 pub fn now_ms() -> i64 {
@@ -34,10 +37,9 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// The wait before attempt `attempt` (1-based): 1 s, 2 s, 4 s, 8 s, then [`MAX_BACKOFF`].
+/// The wait before attempt `attempt` (1-based): 0.25 s, 0.5 s, then [`MAX_BACKOFF`].
 pub fn backoff(attempt: u32) -> Duration {
-    let secs = 1u64 << attempt.saturating_sub(1).min(6);
-    Duration::from_secs(secs).min(MAX_BACKOFF)
+    (FIRST_BACKOFF * (1u32 << attempt.saturating_sub(1).min(6))).min(MAX_BACKOFF)
 }
 
 /// Why a session ended.
@@ -139,10 +141,11 @@ impl EventWatch {
             self.resume = None;
         }
         let all = InstanceFilter::default();
-        let (state, instances, projects) = tokio::join!(
+        let (state, instances, projects, locks) = tokio::join!(
             client.state_list(),
             client.instances(&all),
-            client.spec_projects()
+            client.spec_projects(),
+            client.locks()
         );
         let (state, instances) = (state?, instances?);
         let projects = projects.unwrap_or_default();
@@ -164,6 +167,17 @@ impl EventWatch {
             })),
         )
         .await?;
+        // (a server without locks answers 404: nothing to show)
+        if let Ok(list) = locks {
+            send(
+                tx,
+                Net::Locks {
+                    locks: list.locks,
+                    as_of: snapshot_id,
+                },
+            )
+            .await?;
+        }
         // 2. then the stream from there
         let patterns: Vec<String> = PATTERNS.iter().map(|p| (*p).to_owned()).collect();
         let mut sub = client.subscribe_events(&patterns, Some(since)).await?;
@@ -355,6 +369,28 @@ pub async fn run_command(client: &Client, cmd: Command) -> Option<Net> {
             .ok()
             .map(Net::Instances),
         Command::FetchSpecs(project) => client.specs_list(&project).await.ok().map(Net::Specs),
+        Command::FetchLock(name) => client
+            .lock(&name)
+            .await
+            .ok()
+            .map(|l| Net::Lock(Box::new(l))),
+        Command::RefreshLocks => {
+            // the id first, then the listing: it reflects at least every event up to that id
+            let as_of = client.metrics().await.ok()?.last_event_id;
+            let list = client.locks().await.ok()?;
+            Some(Net::Locks {
+                locks: list.locks,
+                as_of,
+            })
+        }
+        Command::ForceReleaseLock { name, fence } => {
+            let error = client
+                .lock_release(&name, None, true, None)
+                .await
+                .err()
+                .map(|e| describe(&e));
+            Some(Net::LockReleased { name, fence, error })
+        }
     }
 }
 
@@ -364,9 +400,9 @@ mod tests {
 
     #[test]
     fn backoff_is_capped() {
-        assert_eq!(backoff(1), Duration::from_secs(1));
-        assert_eq!(backoff(3), Duration::from_secs(4));
-        assert_eq!(backoff(5), MAX_BACKOFF);
+        assert_eq!(backoff(1), Duration::from_millis(250));
+        assert_eq!(backoff(2), Duration::from_millis(500));
+        assert_eq!(backoff(3), MAX_BACKOFF);
         assert_eq!(backoff(500), MAX_BACKOFF);
     }
 

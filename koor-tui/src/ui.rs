@@ -20,7 +20,7 @@ pub const SIDE_BY_SIDE_WIDTH: u16 = 160;
 /// Keys every view has.
 const GLOBAL_KEYS: [KeyHelp; 6] = [
     ("Tab/S-Tab", "next/previous view"),
-    ("1-4", "Events, State, Instances, Logs"),
+    ("1-5", "Events, State, Instances, Logs, Work"),
     ("j/k ↑/↓", "move (PgUp/PgDn, g/G)"),
     ("Esc", "back / clear filter"),
     ("?", "this help"),
@@ -72,6 +72,7 @@ fn draw_view(app: &App, view: ViewId, f: &mut Frame, area: Rect, theme: &Theme, 
         ViewId::State => app.state.render(f, area, theme, focused, app.now_ms),
         ViewId::Instances => app.instances.render(f, area, theme, focused, app.now_ms),
         ViewId::Logs => app.logs.render(f, area, theme, focused),
+        ViewId::Work => app.work.render(f, area, theme, focused, app.now_ms),
     }
 }
 
@@ -124,10 +125,20 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let keys = app.state.keys.len();
     let instances = app.instances.list.len();
     // the counts in the longest form that fits; the scheme of the URL goes first when tight
+    // with a filter on the current view, the counts say so and how many rows it lets through
+    let (shown_long, shown_short) = match app.filtered_rows() {
+        Some(n) => (
+            format!("filter: {} shown · ", format::count(n as u64)),
+            format!("⌕{} ", format::count(n as u64)),
+        ),
+        None => (String::new(), String::new()),
+    };
     let counts = [
-        format!("events {events} · keys {keys} · instances {instances} · stale {stale} "),
-        format!("ev {events} keys {keys} inst {instances} stale {stale} "),
-        format!("inst {instances} stale {stale} "),
+        format!(
+            "{shown_long}events {events} · keys {keys} · instances {instances} · stale {stale} "
+        ),
+        format!("{shown_short}ev {events} keys {keys} inst {instances} stale {stale} "),
+        format!("{shown_short}inst {instances} stale {stale} "),
     ];
     let server = app.server.as_str();
     let short_server = server.split_once("://").map_or(server, |(_, rest)| rest);
@@ -183,7 +194,7 @@ fn draw_tabs(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
 }
 
 fn draw_status(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
-    let line = if let Some(s) = &app.status {
+    let line = if let Some(s) = app.visible_status() {
         let style = if s.error { theme.bad() } else { theme.good() };
         Line::from(Span::styled(format!(" {}", s.text), style))
     } else {
@@ -213,6 +224,7 @@ fn view_keys(app: &App) -> Vec<KeyHelp> {
         ViewId::State => app.state.keys(),
         ViewId::Instances => app.instances.keys(app.readonly),
         ViewId::Logs => app.logs.keys(),
+        ViewId::Work => app.work.keys(app.readonly),
     }
 }
 
@@ -263,6 +275,7 @@ fn filter_editing(app: &App) -> bool {
         ViewId::State => app.state.filter.editing,
         ViewId::Instances => app.instances.filter.editing,
         ViewId::Logs => app.logs.filter.editing,
+        ViewId::Work => app.work.filter_editing(),
     }
 }
 

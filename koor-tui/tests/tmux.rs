@@ -288,3 +288,82 @@ async fn says_it_is_reconnecting_then_quits_on_ctrl_c_and_restores_the_terminal(
         "the console is gone:\n{pane}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_sees_locks_and_force_releases_one() {
+    if !tmux_available("operator_sees_locks_and_force_releases_one") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = koor_server::spawn(Config::for_data_dir(dir.path()))
+        .await
+        .expect("server");
+    let url = server.url();
+    let api = client(&url);
+    let agent = api
+        .register(&RegisterRequest {
+            name: "lock-agent".into(),
+            ..RegisterRequest::default()
+        })
+        .await
+        .expect("register");
+    let id = agent.instance.id.clone();
+    let token = Some(agent.token.as_str());
+    // one lock before the console starts (from the listing) ...
+    api.lock_acquire("deploy/prod", &id, Some("10m"), None, token)
+        .await
+        .expect("acquire");
+
+    let tmux = Tmux::start(
+        "locks",
+        dir.path(),
+        100,
+        30,
+        &format!("env TERM=tmux-256color {BIN} --server {url}"),
+    );
+    tmux.wait_text("● connected").await;
+    tmux.keys(&["5"]);
+    tmux.wait("deploy/prod held by lock-agent", |p| {
+        row(p, "deploy/prod").is_some_and(|r| r.contains(&"lock-agent"))
+    })
+    .await;
+
+    // ... and one taken while it watches (from the koor.lock.acquired event)
+    api.lock_acquire("db-migrations", &id, Some("10m"), None, token)
+        .await
+        .expect("acquire");
+    let pane = tmux
+        .wait("db-migrations with its time left", |p| {
+            row(p, "db-migrations").is_some_and(|r| r.last().is_some_and(|l| l.ends_with('m')))
+        })
+        .await;
+    assert!(pane.contains("Locks 2"), "{pane}");
+
+    // x asks first (No focused); y releases the selected one (the first by name)
+    tmux.keys(&["x"]);
+    let pane = tmux.wait_text("Force-release lock").await;
+    assert!(
+        pane.contains("Release db-migrations held by lock-agent"),
+        "{pane}"
+    );
+    assert!(pane.contains("> No <"), "{pane}");
+    tmux.keys(&["y"]);
+    tmux.wait_text("✓ released lock db-migrations").await;
+    let err = api.lock("db-migrations").await.expect_err("released");
+    assert_eq!(err.status(), Some(404), "{err}");
+    tmux.wait("the row to go", |p| row(p, "db-migrations").is_none())
+        .await;
+    assert!(
+        api.lock("deploy/prod").await.is_ok(),
+        "the other lock stays"
+    );
+
+    tmux.keys(&["q"]);
+    let start = Instant::now();
+    while tmux.alive() {
+        assert!(start.elapsed() < WAIT, "koor-tui did not quit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(tmux);
+    server.stop().await;
+}

@@ -16,8 +16,9 @@ use crate::config::ClientConfig;
 use crate::error::ErrorBody;
 use crate::rules::{Rule, RuleList, RuleStatus, RulesSet, ValidateRequest, Validation};
 use crate::types::{
-    Deleted, Event, Health, Instance, LogRecord, Metrics, PublishRequest, RegisterRequest,
-    Registered, Rollback, SpecList, SpecWrite, StateDiff, StateHistory, StateSummary, StateWrite,
+    Deleted, Event, Health, Instance, Lock, LockList, LogRecord, Metrics, PublishRequest,
+    RegisterRequest, Registered, Rollback, SpecList, SpecWrite, StateDiff, StateHistory,
+    StateSummary, StateWrite,
 };
 
 /// Characters escaped in a key: everything but unreserved characters and `/`.
@@ -463,11 +464,24 @@ impl Client {
         id: &str,
         action: &str,
     ) -> Result<serde_json::Value, ClientError> {
-        self.post(
-            &format!("/api/instances/{}/{action}", encode_query(id)),
-            &serde_json::json!({}),
-        )
-        .await
+        self.instance_action_as(id, action, None).await
+    }
+
+    /// [`Client::instance_action`] on behalf of the instance, proving it with its token
+    /// (`X-Koor-Instance-Token`) when one is given (ext).
+    pub async fn instance_action_as(
+        &self,
+        id: &str,
+        action: &str,
+        instance_token: Option<&str>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let rb = self
+            .request(
+                Method::POST,
+                &format!("/api/instances/{}/{action}", encode_query(id)),
+            )
+            .json(&serde_json::json!({}));
+        self.json(with_instance_token(rb, instance_token)).await
     }
 
     pub async fn set_capabilities(
@@ -483,11 +497,77 @@ impl Client {
     }
 
     pub async fn deregister(&self, id: &str) -> Result<Deleted, ClientError> {
+        self.deregister_as(id, None).await
+    }
+
+    /// [`Client::deregister`] by the instance itself, with its token when given (ext).
+    pub async fn deregister_as(
+        &self,
+        id: &str,
+        instance_token: Option<&str>,
+    ) -> Result<Deleted, ClientError> {
         let rb = self.request(
             Method::DELETE,
             &format!("/api/instances/{}", encode_query(id)),
         );
-        self.json(rb).await
+        self.json(with_instance_token(rb, instance_token)).await
+    }
+
+    // ----- locks (ext) -----
+
+    /// `GET /api/locks`: every current lock, sorted by name.
+    pub async fn locks(&self) -> Result<LockList, ClientError> {
+        self.get("/api/locks").await
+    }
+
+    /// `GET /api/locks/{name}`; 404 when nobody holds it.
+    pub async fn lock(&self, name: &str) -> Result<Lock, ClientError> {
+        self.get(&format!("/api/locks/{}", encode_key(name))).await
+    }
+
+    /// `POST /api/locks/{name}`: acquires (or renews) the lock for `instance_id`. `ttl` and `wait`
+    /// are durations as the server reads them (`90s`, `5m`); with `wait` the call blocks until
+    /// the lock is granted or the wait ends (409).
+    pub async fn lock_acquire(
+        &self,
+        name: &str,
+        instance_id: &str,
+        ttl: Option<&str>,
+        wait: Option<&str>,
+        instance_token: Option<&str>,
+    ) -> Result<Lock, ClientError> {
+        let mut body = serde_json::json!({ "instance_id": instance_id });
+        if let Some(t) = ttl {
+            body["ttl"] = t.into();
+        }
+        if let Some(w) = wait {
+            body["wait"] = w.into();
+        }
+        let rb = self
+            .request(Method::POST, &format!("/api/locks/{}", encode_key(name)))
+            .json(&body);
+        self.json(with_instance_token(rb, instance_token)).await
+    }
+
+    /// `DELETE /api/locks/{name}`: released by its holder `instance_id`, or with `force`
+    /// whoever holds it. Answers `{"released":"<name>"}`.
+    pub async fn lock_release(
+        &self,
+        name: &str,
+        instance_id: Option<&str>,
+        force: bool,
+        instance_token: Option<&str>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut parts = Vec::new();
+        if let Some(id) = instance_id {
+            parts.push(format!("instance_id={}", encode_query(id)));
+        }
+        if force {
+            parts.push("force=1".to_owned());
+        }
+        let path = format!("/api/locks/{}{}", encode_key(name), join_query(&parts));
+        let rb = self.request(Method::DELETE, &path);
+        self.json(with_instance_token(rb, instance_token)).await
     }
 
     // ----- validation rules -----
@@ -621,6 +701,13 @@ impl Client {
                 "WebSocket to {url} failed: {e}"
             ))),
         }
+    }
+}
+
+fn with_instance_token(rb: RequestBuilder, token: Option<&str>) -> RequestBuilder {
+    match token {
+        Some(t) => rb.header(crate::INSTANCE_TOKEN_HEADER, t),
+        None => rb,
     }
 }
 

@@ -7,7 +7,8 @@
 //! 3. the workspace file `./settings.json` (keys `server`, `token`), so each agent's workspace can
 //!    point at its own server; the server reads its own keys from the same file and ignores these;
 //! 4. the user file `$KOOR_CONFIG`, else `$XDG_CONFIG_HOME/koor/config.json`, else
-//!    `~/.config/koor/config.json`;
+//!    `~/.config/koor/config.json`: where `koor-cli config set` writes, so a setting holds in every
+//!    directory of that user;
 //! 5. the default `http://localhost:9800`, no token.
 
 use std::fs;
@@ -84,7 +85,12 @@ impl Inputs {
             flag_token,
             env_server: non_empty_env("KOOR_SERVER"),
             env_token: non_empty_env("KOOR_TOKEN"),
-            workspace_file: Some(PathBuf::from(WORKSPACE_FILE)),
+            // Absolute, so `config get` names the file a value came from unambiguously.
+            workspace_file: Some(
+                std::env::current_dir()
+                    .map(|dir| dir.join(WORKSPACE_FILE))
+                    .unwrap_or_else(|_| PathBuf::from(WORKSPACE_FILE)),
+            ),
             user_file: user_config_path().ok(),
         }
     }

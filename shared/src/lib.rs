@@ -9,12 +9,14 @@
 //! - [`topic`]: topic pattern matching for the event bus.
 //! - [`time`]: RFC 3339 timestamps and the `3h24m10s` uptime format.
 //! - [`config`]: client configuration resolution (env > workspace file > user file > default).
+//! - [`identity`]: (ext) the agent identity file `.koor/instance.json` and `KOOR_INSTANCE`.
 //! - [`client`]: an HTTP + WebSocket client for the API.
 
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod etag;
+pub mod identity;
 pub mod rules;
 pub mod time;
 pub mod topic;
@@ -35,3 +37,5 @@ pub const MAX_VALUE_BYTES: usize = 10 * 1024 * 1024;
 pub const VERSION_HEADER: &str = "x-koor-version";
 /// (ext) Header for a conditional write on a version number.
 pub const IF_VERSION_HEADER: &str = "x-koor-if-version";
+/// (ext) Header proving a call is made by the instance it names (the token from registration).
+pub const INSTANCE_TOKEN_HEADER: &str = "x-koor-instance-token";

@@ -151,16 +151,24 @@ pub struct SpecWrite {
 /// through `f64`, integers beyond 64 bits stay integers), object keys keep their order. It
 /// serializes as that text, so a server passes event data through byte for byte.
 ///
-/// Deserialize it with `serde_json::from_str`/`from_slice`/`from_reader` (not `from_value`,
-/// which has no text to keep). [`RawJson::value`] parses it for reading fields.
+/// For reading fields it dereferences to the parsed [`Value`] (parsed once, on first use), so
+/// `event.data["key"]` and `event.data.get("key")` work as on a `Value`. Deserialize it with
+/// `serde_json::from_str`/`from_slice`/`from_reader` (not `from_value`, which has no text to keep).
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct RawJson(Box<serde_json::value::RawValue>);
+pub struct RawJson {
+    raw: Box<serde_json::value::RawValue>,
+    #[serde(skip)]
+    parsed: std::sync::OnceLock<Value>,
+}
 
 impl RawJson {
     /// Checks that `text` is one JSON document and keeps it as is.
     pub fn parse(text: String) -> Result<Self, serde_json::Error> {
-        serde_json::value::RawValue::from_string(text).map(Self)
+        serde_json::value::RawValue::from_string(text).map(|raw| Self {
+            raw,
+            parsed: std::sync::OnceLock::new(),
+        })
     }
 
     /// The JSON text of `value`.
@@ -170,19 +178,31 @@ impl RawJson {
     }
 
     /// The exact JSON text.
-    pub fn get(&self) -> &str {
-        self.0.get()
+    pub fn text(&self) -> &str {
+        self.raw.get()
     }
 
-    /// The value parsed (for reading fields; numbers then go through `f64`/`i64` as usual).
+    /// The value parsed (numbers then go through `f64`/`i64` as usual).
     pub fn value(&self) -> Value {
-        serde_json::from_str(self.get()).unwrap_or(Value::Null)
+        (**self).clone()
+    }
+}
+
+impl std::ops::Deref for RawJson {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        self.parsed
+            .get_or_init(|| serde_json::from_str(self.text()).unwrap_or(Value::Null))
     }
 }
 
 impl Default for RawJson {
     fn default() -> Self {
-        Self(serde_json::value::RawValue::NULL.to_owned())
+        Self {
+            raw: serde_json::value::RawValue::NULL.to_owned(),
+            parsed: std::sync::OnceLock::new(),
+        }
     }
 }
 
@@ -194,21 +214,27 @@ impl From<Value> for RawJson {
 
 impl PartialEq for RawJson {
     fn eq(&self, other: &Self) -> bool {
-        self.get() == other.get()
+        self.text() == other.text()
     }
 }
 
 impl Eq for RawJson {}
 
+impl PartialEq<Value> for RawJson {
+    fn eq(&self, other: &Value) -> bool {
+        **self == *other
+    }
+}
+
 impl std::fmt::Debug for RawJson {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.get())
+        f.write_str(self.text())
     }
 }
 
 impl std::fmt::Display for RawJson {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.get())
+        f.write_str(self.text())
     }
 }
 
@@ -286,4 +312,27 @@ pub struct LogRecord {
     pub message: String,
     #[serde(default)]
     pub fields: serde_json::Map<String, Value>,
+}
+
+/// (ext) Who holds a hold: the instance's id and name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    pub id: String,
+    pub name: String,
+}
+
+/// (ext) A named lock: `POST/GET /api/locks/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lock {
+    pub name: String,
+    pub holder: Holder,
+    pub fence: i64,
+    pub acquired_at: String,
+    pub expires_at: String,
+}
+
+/// (ext) `GET /api/locks`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockList {
+    pub locks: Vec<Lock>,
 }

@@ -1,14 +1,15 @@
 //! `config ...`: where the CLI finds its server and token.
 //!
 //! Resolution lives in `koor_shared::config` (flags > env > ./settings.json > user file >
-//! default). `set` writes `./settings.json`, the workspace file the server also reads (it keeps
-//! every other key), or the user file with `--global`. Tokens are never printed in full.
+//! default). `set` writes the user file, so a setting applies from every directory; `--local`
+//! writes `./settings.json` instead, the workspace file the server also reads (it keeps every
+//! other key), which overrides the user file in that directory. Tokens are never printed in full.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use koor_shared::config::{self, WORKSPACE_FILE, mask_token, normalize_server};
 use serde_json::json;
 
@@ -35,28 +36,28 @@ impl Key {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCmd {
-    /// Save the server URL or token in ./settings.json (or the user file with --global).
+    /// Save the server URL or token for every directory (the user file; --local: ./settings.json).
     #[command(
-        after_help = "Example:\n  koor-cli config set server http://localhost:9801\n  koor-cli config set token \"$TOKEN\" --global"
+        after_help = "Example:\n  koor-cli config set server http://localhost:9801\n  koor-cli config set token \"$TOKEN\"\n  koor-cli config set server http://localhost:9802 --local"
     )]
     Set {
         /// Which setting.
         key: Key,
         /// Its value.
         value: String,
-        /// Write the user file instead of ./settings.json.
-        #[arg(long)]
-        global: bool,
+        #[command(flatten)]
+        scope: Scope,
     },
 
-    /// Remove a saved setting from ./settings.json (or the user file with --global).
-    #[command(after_help = "Example:\n  koor-cli config unset token")]
+    /// Remove a saved setting from the user file (--local: from ./settings.json).
+    #[command(
+        after_help = "Example:\n  koor-cli config unset token\n  koor-cli config unset server --local"
+    )]
     Unset {
         /// Which setting.
         key: Key,
-        /// Edit the user file instead of ./settings.json.
-        #[arg(long)]
-        global: bool,
+        #[command(flatten)]
+        scope: Scope,
     },
 
     /// Show the settings in effect and where each comes from (the token masked).
@@ -73,18 +74,42 @@ pub enum ConfigCmd {
     Path,
 }
 
+/// Which file `set` and `unset` edit.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Scope {
+    /// Edit ./settings.json, which overrides the user file in this directory only.
+    #[arg(long, conflicts_with = "global")]
+    local: bool,
+    /// Edit the user file (the default; kept for scripts that name it).
+    #[arg(long)]
+    global: bool,
+}
+
 fn workspace_path() -> PathBuf {
     std::env::current_dir()
         .map(|dir| dir.join(WORKSPACE_FILE))
         .unwrap_or_else(|_| PathBuf::from(WORKSPACE_FILE))
 }
 
-fn target(global: bool) -> Result<PathBuf> {
-    if global {
-        Ok(config::user_config_path()?)
-    } else {
+fn target(scope: Scope) -> Result<PathBuf> {
+    if scope.local {
         Ok(workspace_path())
+    } else {
+        Ok(config::user_config_path()?)
     }
+}
+
+/// The workspace file when it sets `key` and `path` is the user file: it wins in this directory.
+fn shadowed_by(path: &Path, key: Key) -> Option<PathBuf> {
+    let workspace = workspace_path();
+    if workspace == path {
+        return None;
+    }
+    let map = config::read_object(&workspace).ok().flatten()?;
+    map.get(key.name())
+        .and_then(serde_json::Value::as_str)
+        .filter(|v| !v.trim().is_empty())
+        .map(|_| workspace)
 }
 
 /// Keeps a file holding a token readable by its owner only.
@@ -103,7 +128,7 @@ fn restrict(path: &Path) -> Result<()> {
 impl ConfigCmd {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         match self {
-            ConfigCmd::Set { key, value, global } => {
+            ConfigCmd::Set { key, value, scope } => {
                 let value = value.trim();
                 if value.is_empty() {
                     return Err(usage(format!(
@@ -112,7 +137,7 @@ impl ConfigCmd {
                         key.name()
                     )));
                 }
-                let path = target(global)?;
+                let path = target(scope)?;
                 let (stored, shown) = match key {
                     Key::Server => {
                         let url = normalize_server(value);
@@ -129,14 +154,24 @@ impl ConfigCmd {
                 if key == Key::Token {
                     restrict(&path)?;
                 }
-                ctx.out.json(&json!({
+                let mut answer = json!({
                     "set": key.name(),
                     "value": shown,
                     "file": path.display().to_string(),
-                }))?;
+                });
+                if let Some(local) = shadowed_by(&path, key) {
+                    eprintln!(
+                        "koor-cli: note: {} also sets {} and wins in this directory (koor-cli config unset {} --local)",
+                        local.display(),
+                        key.name(),
+                        key.name()
+                    );
+                    answer["overridden_here_by"] = json!(local.display().to_string());
+                }
+                ctx.out.json(&answer)?;
             }
-            ConfigCmd::Unset { key, global } => {
-                let path = target(global)?;
+            ConfigCmd::Unset { key, scope } => {
+                let path = target(scope)?;
                 let existed =
                     config::read_object(&path)?.is_some_and(|m| m.contains_key(key.name()));
                 if existed {

@@ -3,9 +3,12 @@
 mod completions;
 mod config;
 mod events;
+mod init;
 mod instances;
+mod lock;
 mod logs;
 mod mcp;
+mod me;
 mod rules;
 mod specs;
 mod state;
@@ -52,9 +55,9 @@ pub enum Command {
     )]
     Events(events::EventsCmd),
 
-    /// Register this agent instance; prints the instance with its token.
+    /// Register this agent (or resume the one saved in .koor/instance.json); prints it with its token.
     #[command(
-        after_help = "Example:\n  koor-cli register claude-frontend --workspace /projects/web --intent 'dark mode' --capability code-edit"
+        after_help = "Example:\n  koor-cli register claude-frontend --workspace /projects/web --intent 'dark mode' --capability code-edit\n  koor-cli register claude-frontend --project shop --new"
     )]
     Register(instances::RegisterArgs),
 
@@ -64,6 +67,27 @@ pub enum Command {
         after_help = "Example:\n  koor-cli instances list --status stale --pretty\n  koor-cli instances deregister 550e8400-e29b-41d4-a716-446655440000"
     )]
     Instances(instances::InstancesCmd),
+
+    /// Show the instance this directory acts for (KOOR_INSTANCE or .koor/instance.json).
+    #[command(after_help = "Example:\n  koor-cli whoami --pretty")]
+    Whoami,
+
+    /// Mark this agent's instance active (ID defaults to KOOR_INSTANCE or .koor/instance.json).
+    #[command(
+        after_help = "Example:\n  koor-cli activate\n  koor-cli activate 550e8400-e29b-41d4-a716-446655440000"
+    )]
+    Activate(me::InstanceArg),
+
+    /// Tell the server this agent is alive; renews its locks (ID as for activate).
+    #[command(after_help = "Example:\n  koor-cli heartbeat")]
+    Heartbeat(me::InstanceArg),
+
+    /// Named locks: acquire (optionally waiting), release, list.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  koor-cli lock acquire deploy/prod --ttl 5m --wait 30s\n  koor-cli lock release deploy/prod"
+    )]
+    Lock(lock::LockCmd),
 
     /// Per-project validation rules: list, set, propose, accept, reject.
     #[command(
@@ -94,9 +118,15 @@ pub enum Command {
     /// Print the MCP config snippet for an IDE (claude, cursor or vscode).
     #[command(
         name = "mcp-config",
-        after_help = "Example:\n  koor-cli mcp-config claude --pretty > .mcp.json\n  koor-cli mcp-config cursor --pretty > .cursor/mcp.json"
+        after_help = "Example:\n  koor-cli mcp-config claude --pretty > .mcp.json\n  koor-cli mcp-config cursor --pretty > .cursor/mcp.json\n  koor-cli mcp-config vscode --inline-token\n\nWith a token configured, the Authorization header names it by the IDE's variable\n(${KOOR_TOKEN} for Claude Code, ${env:KOOR_TOKEN} for Cursor, an ${input:koor-token} prompt\nfor VS Code), so the file can be committed; --inline-token writes the token itself."
     )]
     McpConfig(mcp::McpArgs),
+
+    /// Set up a workspace for an agent: the IDE's MCP config and a Koor section in AGENTS.md/CLAUDE.md.
+    #[command(
+        after_help = "Example:\n  koor-cli init\n  koor-cli init --ide claude --workspace ../web --name web-agent --project shop --dry-run\n\nRe-running it is safe: it replaces only the koor entry of each MCP config and the section\nbetween <!-- koor:begin ... --> and <!-- koor:end --> in AGENTS.md/CLAUDE.md."
+    )]
+    Init(init::InitArgs),
 
     /// Print a shell completion script.
     #[command(
@@ -115,11 +145,16 @@ impl Command {
             Command::Events(cmd) => cmd.run(ctx).await,
             Command::Register(args) => args.run(ctx).await,
             Command::Instances(cmd) => cmd.run(ctx).await,
+            Command::Whoami => me::whoami(ctx).await,
+            Command::Activate(arg) => arg.run(ctx, "activate").await,
+            Command::Heartbeat(arg) => arg.run(ctx, "heartbeat").await,
+            Command::Lock(cmd) => cmd.run(ctx).await,
             Command::Rules(cmd) => cmd.run(ctx).await,
             Command::Validate(args) => args.run(ctx).await,
             Command::Logs(args) => args.run(ctx).await,
             Command::Config(cmd) => cmd.run(ctx),
             Command::McpConfig(args) => args.run(ctx),
+            Command::Init(args) => args.run(ctx),
             Command::Completions(args) => args.run(ctx),
         };
         result.map_err(|err| {

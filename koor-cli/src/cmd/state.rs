@@ -37,9 +37,10 @@ pub enum StateCmd {
         key: String,
         #[command(flatten)]
         value: ValueArgs,
-        /// Content type stored with the value.
-        #[arg(long, value_name = "TYPE", default_value = "application/json")]
-        content_type: String,
+        /// Content type stored with the value [default: application/json for a JSON value,
+        /// text/plain; charset=utf-8 for other text, application/octet-stream for bytes].
+        #[arg(long, value_name = "TYPE")]
+        content_type: Option<String>,
         #[command(flatten)]
         cond: Conditions,
         /// Only create: fail with exit 6 when the key already exists (If-None-Match: *).
@@ -113,6 +114,18 @@ impl Conditions {
     }
 }
 
+/// What a value is, for a write that does not name its content type: JSON, other UTF-8 text, or
+/// bytes.
+fn content_type_of(bytes: &[u8]) -> &'static str {
+    if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        "application/json"
+    } else if std::str::from_utf8(bytes).is_ok() {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    }
+}
+
 impl StateCmd {
     pub async fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         match self {
@@ -132,6 +145,7 @@ impl StateCmd {
                 create_only,
             } => {
                 let bytes = value.read()?;
+                let content_type = content_type.unwrap_or_else(|| content_type_of(&bytes).into());
                 let client = ctx.client()?;
                 let written = client
                     .state_set(&key, bytes, &content_type, &cond.to_condition(create_only))
@@ -159,5 +173,23 @@ impl StateCmd {
             }
         }
         done()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_type_of;
+
+    #[test]
+    fn values_are_labelled_by_what_they_are() {
+        assert_eq!(content_type_of(br#"{"a":1}"#), "application/json");
+        assert_eq!(content_type_of(b" [1, 2]\n"), "application/json");
+        assert_eq!(content_type_of(b"42"), "application/json");
+        assert_eq!(content_type_of(b"plain text"), "text/plain; charset=utf-8");
+        assert_eq!(content_type_of(b""), "text/plain; charset=utf-8");
+        assert_eq!(
+            content_type_of(&[0xff, 0x00, 0x10]),
+            "application/octet-stream"
+        );
     }
 }

@@ -30,7 +30,7 @@ async fn workspace_file_env_and_flag_in_that_order() {
     )
     .expect("write settings");
     let set = cli
-        .run(&["config", "set", "server", &server.url()])
+        .run(&["config", "set", "server", &server.url(), "--local"])
         .await
         .json();
     assert_eq!(set["set"], "server");
@@ -98,13 +98,16 @@ async fn global_user_file_is_the_last_resort() {
 
     // A workspace file overrides it.
     let dead = format!("http://127.0.0.1:{}", dead_port());
-    cli.run(&["config", "set", "server", &dead])
+    cli.run(&["config", "set", "server", &dead, "--local"])
         .await
         .assert_ok();
     cli.run(&["status"])
         .await
         .assert_fails(3, "connection refused");
-    let unset = cli.run(&["config", "unset", "server"]).await.json();
+    let unset = cli
+        .run(&["config", "unset", "server", "--local"])
+        .await
+        .json();
     assert_eq!(unset["was_set"], true);
     cli.run(&["status"]).await.assert_ok();
 
@@ -116,6 +119,58 @@ async fn global_user_file_is_the_last_resort() {
         .await
         .assert_ok();
     assert_eq!(read(&other)["token"], "abc");
+}
+
+/// `config set` without flags writes the user file, so the setting holds in every directory of
+/// that user; a project's ./settings.json still overrides it there, and `config get` names the
+/// file each value came from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_set_applies_from_every_directory() {
+    let server = Server::start().await;
+    let here = Cli::new();
+    let set = here
+        .run(&["config", "set", "server", &server.url()])
+        .await
+        .json();
+    assert_eq!(set["file"], here.user_file().display().to_string());
+    assert!(!here.cwd().join("settings.json").exists());
+
+    // Another directory of the same user (same HOME) talks to the same server.
+    let elsewhere = Cli::new().env("HOME", here.home().to_str().expect("home"));
+    assert_ne!(elsewhere.cwd(), here.cwd());
+    elsewhere.run(&["status"]).await.assert_ok();
+    let got = elsewhere.run(&["config", "get", "server"]).await.json();
+    assert_eq!(got["value"], server.url());
+    assert_eq!(
+        got["source"],
+        format!("file {}", here.user_file().display())
+    );
+
+    // A project-local file overrides it in its directory, and says so.
+    let dead = format!("http://127.0.0.1:{}", dead_port());
+    elsewhere
+        .run(&["config", "set", "server", &dead, "--local"])
+        .await
+        .assert_ok();
+    let got = elsewhere.run(&["config", "get", "server"]).await.json();
+    assert_eq!(
+        got["source"],
+        format!("file {}", elsewhere.cwd().join("settings.json").display())
+    );
+    // Setting the user file where a local file wins warns about it.
+    let again = elsewhere
+        .run(&["config", "set", "server", &server.url()])
+        .await;
+    assert!(
+        again.stderr.contains("wins in this directory"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        again.json()["overridden_here_by"],
+        elsewhere.cwd().join("settings.json").display().to_string()
+    );
+    here.run(&["status"]).await.assert_ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,14 +190,14 @@ async fn tokens_are_masked_and_kept_private() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(cli.cwd().join("settings.json"))
-            .expect("settings")
+        let mode = std::fs::metadata(cli.user_file())
+            .expect("user file")
             .permissions()
             .mode();
         assert_eq!(
             mode & 0o077,
             0,
-            "settings.json with a token is private: {mode:o}"
+            "a config file with a token is private: {mode:o}"
         );
     }
     cli.run(&["state", "list"]).await.assert_ok();

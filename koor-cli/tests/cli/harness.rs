@@ -120,6 +120,8 @@ pub struct Cli {
     env: Vec<(String, String)>,
     stdin: Option<Vec<u8>>,
     cwd: TempDir,
+    /// A directory under `cwd` to run in instead (created on first use).
+    subdir: Option<PathBuf>,
     home: TempDir,
 }
 
@@ -180,6 +182,7 @@ impl Cli {
             env: Vec::new(),
             stdin: None,
             cwd: tempfile::tempdir().expect("cwd"),
+            subdir: None,
             home: tempfile::tempdir().expect("home"),
         }
     }
@@ -199,6 +202,14 @@ impl Cli {
         self.cwd.path()
     }
 
+    /// Runs in `cwd/sub` (created) from now on; `cwd` stays where settings files live.
+    pub fn in_subdir(mut self, sub: &str) -> Cli {
+        let dir = self.cwd.path().join(sub);
+        std::fs::create_dir_all(&dir).expect("create the subdirectory");
+        self.subdir = Some(dir);
+        self
+    }
+
     pub fn home(&self) -> &Path {
         self.home.path()
     }
@@ -212,7 +223,7 @@ impl Cli {
         let mut cmd = Command::new(BIN);
         cmd.args(&self.args)
             .args(args)
-            .current_dir(self.cwd.path())
+            .current_dir(self.subdir.as_deref().unwrap_or(self.cwd.path()))
             .env_clear()
             .env("HOME", self.home.path())
             .kill_on_drop(true);

@@ -49,9 +49,36 @@ async fn mcp_config_for_each_ide_with_and_without_token() {
     let with_token = Cli::new()
         .env("KOOR_SERVER", "http://localhost:9801")
         .env("KOOR_TOKEN", "T");
+    // The token goes by the IDE's variable, so the file can be committed...
     assert_eq!(
         with_token.run(&["mcp-config", "claude"]).await.json(),
+        json!({"mcpServers":{"koor":{"type":"http","url":"http://localhost:9801/mcp","headers":{"Authorization":"Bearer ${KOOR_TOKEN}"}}}})
+    );
+    assert_eq!(
+        with_token.run(&["mcp-config", "cursor"]).await.json(),
+        json!({"mcpServers":{"koor":{"url":"http://localhost:9801/mcp","headers":{"Authorization":"Bearer ${env:KOOR_TOKEN}"}}}})
+    );
+    let vscode = with_token.run(&["mcp-config", "vscode"]).await.json();
+    assert_eq!(
+        vscode["servers"]["koor"]["headers"]["Authorization"],
+        "Bearer ${input:koor-token}"
+    );
+    assert_eq!(vscode["inputs"][0]["id"], "koor-token");
+    assert_eq!(vscode["inputs"][0]["password"], true);
+    // ...and literally only when asked.
+    assert_eq!(
+        with_token
+            .run(&["mcp-config", "claude", "--inline-token"])
+            .await
+            .json(),
         json!({"mcpServers":{"koor":{"type":"http","url":"http://localhost:9801/mcp","headers":{"Authorization":"Bearer T"}}}})
+    );
+    assert_eq!(
+        with_token
+            .run(&["mcp-config", "vscode", "--inline-token"])
+            .await
+            .json(),
+        json!({"servers":{"koor":{"type":"http","url":"http://localhost:9801/mcp","headers":{"Authorization":"Bearer T"}}}})
     );
     let out = cli.run(&["mcp-config", "emacs"]).await;
     assert_eq!(out.code, 2);

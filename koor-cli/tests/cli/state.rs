@@ -315,3 +315,45 @@ async fn conditional_writes() {
         .await;
     assert_eq!(out.code, 2, "conflicting flags: {}", out.stderr);
 }
+
+/// Without --content-type a value is labelled by what it is: JSON, text, or bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_labels_values_by_what_they_are() {
+    let server = Server::start().await;
+    let cli = server.cli();
+    let set = |key: &'static str, data: &'static str| {
+        let cli = &cli;
+        async move {
+            cli.run(&["state", "set", key, "--data", data]).await.json()["content_type"].clone()
+        }
+    };
+    assert_eq!(set("note", "plain text").await, "text/plain; charset=utf-8");
+    assert_eq!(set("doc", r#"{"a":1}"#).await, "application/json");
+    let bytes = server
+        .cli()
+        .stdin(vec![0xffu8, 0xfe, 0x00])
+        .run(&["state", "set", "blob"])
+        .await
+        .json();
+    assert_eq!(bytes["content_type"], "application/octet-stream");
+    let named = cli
+        .run(&[
+            "state",
+            "set",
+            "page",
+            "--data",
+            "<p>hi</p>",
+            "--content-type",
+            "text/html",
+        ])
+        .await
+        .json();
+    assert_eq!(named["content_type"], "text/html");
+
+    // The server serves the text back with the label it was stored under.
+    let resp = reqwest::get(format!("{}/api/state/note", server.url()))
+        .await
+        .expect("GET");
+    assert_eq!(resp.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(resp.text().await.expect("body"), "plain text");
+}

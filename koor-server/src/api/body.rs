@@ -19,6 +19,21 @@ pub fn limited(limit: usize) -> impl Filter<Extract = (Bytes,), Error = Rejectio
         })
 }
 
+/// Like [`limited`], with the outcome as a value: for routes that answer an oversized body in
+/// their own format (MCP answers a JSON-RPC error).
+pub fn try_limited(
+    limit: usize,
+) -> impl Filter<Extract = (Result<Bytes, ApiError>,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::body::stream())
+        .then(move |declared: Option<u64>, stream| async move {
+            if declared.is_some_and(|n| n > limit as u64) {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            collect(stream, limit).await
+        })
+}
+
 async fn collect<S, B>(stream: S, limit: usize) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,

@@ -32,6 +32,17 @@ pub enum ApiError {
         message: String,
         current_version: Option<i64>,
     },
+    /// Held by someone else / not the holder; `details` are extra body fields.
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        details: serde_json::Value,
+    },
+    /// A call for an instance without its `X-Koor-Instance-Token` on a server that requires it.
+    #[error(
+        "missing X-Koor-Instance-Token header: this server requires the instance's token (from registration) on calls made for an instance"
+    )]
+    InstanceTokenRequired,
     #[error("request body too large: the limit is {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -53,6 +64,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Precondition { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::InstanceTokenRequired => StatusCode::UNAUTHORIZED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -77,6 +90,7 @@ impl From<StoreError> for ApiError {
                 message,
                 current_version,
             },
+            StoreError::Conflict { message, details } => ApiError::Conflict { message, details },
             StoreError::Sqlite(m) => ApiError::Internal(format!("database error: {m}")),
             StoreError::Closed => ApiError::Unavailable,
             full @ StoreError::Full => ApiError::InsufficientStorage(full.to_string()),
@@ -97,10 +111,26 @@ impl Reply for ApiError {
         {
             body.current_version = *current_version;
         }
-        let mut resp = warp::reply::with_status(warp::reply::json(&body), status).into_response();
+        let mut resp = match &self {
+            ApiError::Conflict { details, .. } => {
+                let mut value = serde_json::to_value(&body).unwrap_or_default();
+                if let (Some(v), Some(extra)) = (value.as_object_mut(), details.as_object()) {
+                    v.extend(extra.clone());
+                }
+                warp::reply::with_status(warp::reply::json(&value), status).into_response()
+            }
+            _ => warp::reply::with_status(warp::reply::json(&body), status).into_response(),
+        };
         if let ApiError::MethodNotAllowed { allow, .. } = &self {
             resp.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let ApiError::Unauthorized = &self {
+            // RFC 6750: a 401 names the scheme the client should use.
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"koor\""),
+            );
         }
         resp
     }

@@ -6,13 +6,14 @@ use serde::Deserialize;
 use serde_json::json;
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::http::Method;
+use warp::http::{HeaderMap, Method};
 use warp::path::Tail;
 use warp::reply::Response;
 
 use super::error::respond;
 use super::{
-    ApiError, Query, body, json_body, method_not_allowed, ok, path_segments, query, with_app,
+    ApiError, Query, body, identity, json_body, method_not_allowed, ok, path_segments, query,
+    with_app,
 };
 use crate::App;
 use crate::instances::Filter as InstanceFilter;
@@ -21,18 +22,25 @@ use crate::instances::Filter as InstanceFilter;
 const MAX_BODY: usize = 256 * 1024;
 
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    let instances = warp::path("api")
-        .and(warp::path("instances"))
-        .and(warp::path::tail())
-        .and(warp::method())
-        .and(query())
-        .and(body::limited(MAX_BODY))
-        .and(with_app(app.clone()))
-        .then(
-            |tail: Tail, method: Method, q: Query, body: Bytes, app: App| async move {
-                respond(route(tail, method, q, body, app).await)
-            },
-        );
+    let instances =
+        warp::path("api")
+            .and(warp::path("instances"))
+            .and(warp::path::tail())
+            .and(warp::method())
+            .and(warp::header::headers_cloned())
+            .and(query())
+            .and(body::limited(MAX_BODY))
+            .and(with_app(app.clone()))
+            .then(
+                |tail: Tail,
+                 method: Method,
+                 headers: HeaderMap,
+                 q: Query,
+                 body: Bytes,
+                 app: App| async move {
+                    respond(route(tail, method, headers, q, body, app).await)
+                },
+            );
     let liveness = warp::path!("api" / "liveness" / "check")
         .and(warp::method())
         .and(with_app(app))
@@ -49,6 +57,7 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
 async fn route(
     tail: Tail,
     method: Method,
+    headers: HeaderMap,
     q: Query,
     body: Bytes,
     app: App,
@@ -85,14 +94,25 @@ async fn route(
         }
         ([id], Method::GET | Method::HEAD) => Ok(ok(&reg.get(id)?)),
         ([id], Method::DELETE) => {
-            let gone = reg.deregister(store, id).await?;
+            if identity::token(&headers).is_some() {
+                identity::act_for(&app, &headers, id)?;
+            }
+            let holds = app.holds.clone();
+            let gone = reg
+                .deregister(store, id, move |tx, id| {
+                    holds.release_holder(tx, id).map(|_| ())
+                })
+                .await?;
             tracing::info!(id = %gone.id, name = %gone.name, "instance deregistered");
             Ok(ok(&Deleted { deleted: gone.id }))
         }
         ([_], m) => Err(method_not_allowed(&m, "/api/instances/{id}", "GET, DELETE")),
         ([id, "heartbeat"], Method::POST) => {
+            reg.get(id)?;
+            identity::act_for(&app, &headers, id)?;
             let i = reg.heartbeat(store, id).await?;
-            tracing::debug!(id = %i.id, "instance heartbeat");
+            let renewed = app.holds.keepalive(store, id).await?;
+            tracing::debug!(id = %i.id, renewed, "instance heartbeat");
             Ok(ok(&json!({"id": i.id, "status": "ok"})))
         }
         ([id, "activate"], Method::POST) => {

@@ -9,7 +9,9 @@ pub mod error;
 pub mod events;
 mod health;
 mod host;
+mod identity;
 mod instances;
+mod locks;
 mod logs;
 mod mcp;
 mod rules;
@@ -49,6 +51,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(mcp::routes(app.clone()))
         .unify()
         .or(rules::routes(app.clone()))
+        .unify()
+        .or(locks::routes(app.clone()))
         .unify()
         .boxed();
     host::guard(app.clone())

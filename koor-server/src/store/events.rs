@@ -16,7 +16,7 @@ pub fn insert(
     conn.prepare_cached(
         "INSERT INTO events (topic, data, source, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![topic, data.get(), source, now])?;
+    .execute(params![topic, data.text(), source, now])?;
     Ok(Event {
         id: conn.last_insert_rowid(),
         topic: topic.to_owned(),

@@ -12,6 +12,7 @@
 
 pub mod cache;
 pub mod events;
+pub mod holds;
 pub mod instances;
 mod lock;
 pub mod rules;
@@ -28,6 +29,7 @@ use std::time::Duration;
 use koor_shared::time::now_rfc3339;
 use koor_shared::types::{Event, RawJson};
 use rusqlite::{Connection, OpenFlags};
+use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::bus::{Bus, BusEvent};
@@ -53,6 +55,10 @@ pub enum StoreError {
         message: String,
         current_version: Option<i64>,
     },
+    /// Someone else holds it, or the caller is not its holder (409); `details` are extra fields
+    /// of the error body (`holder`, `expires_at`, `conflicts`).
+    #[error("{message}")]
+    Conflict { message: String, details: Value },
     /// The request is well-formed but not acceptable (400).
     #[error("{0}")]
     Invalid(String),
@@ -119,6 +125,12 @@ impl Tx<'_> {
     /// The job's timestamp: every row it writes shares it.
     pub fn now(&self) -> &str {
         &self.now
+    }
+
+    /// The id the next [`Tx::emit`] of this job will get: ids come from one writer in commit
+    /// order and are never reused, so a grant can carry its own event's id as its fence.
+    pub fn next_event_id(&self) -> Result<i64> {
+        Ok(events::last_id(self.conn)? + 1)
     }
 
     /// Stores an event in history; it is published on the bus once the batch commits.

@@ -358,7 +358,7 @@ mod tests {
         assert_eq!(n, 2);
         let e = events.recv().await.expect("event");
         assert_eq!(e.event.topic, "koor.rule.replaced");
-        assert_eq!(e.event.data.value(), json!({"project": "shop", "count": 2}));
+        assert_eq!(e.event.data, json!({"project": "shop", "count": 2}));
 
         // A second PUT replaces the accepted set, the proposal stays.
         let set = vec![rule("c", "z")];
@@ -396,7 +396,7 @@ mod tests {
         let e = events.recv().await.expect("event");
         assert_eq!(e.event.topic, "koor.rule.accepted");
         assert_eq!(
-            e.event.data.value(),
+            e.event.data,
             json!({"project": "shop", "rule_id": "pending"})
         );
         // Deciding the same again changes nothing and says nothing.
@@ -443,7 +443,7 @@ mod tests {
         let e = events.recv().await.expect("event");
         assert_eq!(e.event.topic, "koor.rule.proposed");
         assert_eq!(
-            e.event.data.value(),
+            e.event.data,
             json!({"project": "shop", "rule_id": "no-console", "severity": "warning"})
         );
 

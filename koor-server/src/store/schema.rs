@@ -71,6 +71,26 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project, rule_id)
     );
     "#,
+    // 2: holds (locks, file reservations, task claims): one table, one model.
+    r#"
+    CREATE TABLE holds (
+        id          TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        project     TEXT NOT NULL,
+        resource    TEXT NOT NULL,
+        holder      TEXT NOT NULL,
+        holder_name TEXT NOT NULL,
+        fence       INTEGER NOT NULL,
+        ttl_ms      INTEGER NOT NULL,
+        exclusive   INTEGER NOT NULL,
+        reason      TEXT NOT NULL,
+        acquired_at TEXT NOT NULL,
+        expires_ms  INTEGER NOT NULL
+    );
+    CREATE INDEX holds_resource ON holds (kind, project, resource);
+    CREATE INDEX holds_holder ON holds (holder);
+    CREATE INDEX holds_expiry ON holds (expires_ms);
+    "#,
 ];
 
 /// Brings the schema up to date in one transaction.

@@ -107,6 +107,8 @@ fn global_keys_switch_views_and_quit() {
     assert_eq!(app.view, ViewId::State);
     update(&mut app, key(KeyCode::BackTab));
     update(&mut app, key(KeyCode::BackTab));
+    assert_eq!(app.view, ViewId::Work);
+    update(&mut app, key(KeyCode::BackTab));
     assert_eq!(app.view, ViewId::Logs);
     update(&mut app, ch('3'));
     assert_eq!(app.view, ViewId::Instances);
@@ -497,6 +499,7 @@ fn ticks_refresh_instances_while_connected_and_fade_info() {
         text: "hi".into(),
         error: false,
         at_ms: app.now_ms,
+        view: None,
     });
     let t = app.now_ms + 9000;
     update(&mut app, Msg::Tick(t));
@@ -632,4 +635,23 @@ fn spec_projects_from_the_snapshot_are_fetched() {
         cmds.contains(&Command::FetchSpecs("docs".into())),
         "{cmds:?}"
     );
+}
+
+/// Issue 18: after a reconnect the log view is read again from the server's ring at once, even
+/// when the log stream itself has not noticed the restart yet.
+#[test]
+fn a_reconnect_reloads_the_logs() {
+    let mut app = connected();
+    let reconnecting = Conn::Reconnecting {
+        retry_at_ms: now() + 250,
+        attempt: 1,
+        reason: "connection to the server lost".into(),
+    };
+    update(&mut app, net(Net::Conn(reconnecting)));
+    assert!(app.logs.down.is_none());
+    let cmds = update(&mut app, net(Net::Conn(Conn::Connected)));
+    assert_eq!(cmds, vec![Command::SetLogLevel(app.logs.level)]);
+    // the first connect of a session loads them anyway: no second request
+    let mut fresh = App::new(Options::default());
+    assert!(update(&mut fresh, net(Net::Conn(Conn::Connected))).is_empty());
 }

@@ -45,7 +45,7 @@ fn instances_view_at_80x24() {
     let lines = draw(&app, 80, 24);
     let mut want: Vec<String> = vec![
         " koor  http://127.0.0.1:9800  ● connected            ev 2 keys 2 inst 2 stale 1 ",
-        "  1 Events   2 State   3 Instances   4 Logs                                     ",
+        "  1 Events   2 State   3 Instances   4 Logs   5 Work                            ",
         " Instances · 2 · 1 stale ───────────────────────────────────────────────────────",
         "STATUS    NAME           WORKSPACE        INTENT                            SEEN",
         "✗ stale   cursor         /src/cursor      working                           10s ",
@@ -238,4 +238,65 @@ fn wide_terminal_shows_two_views() {
     let lines = draw(&app, 180, 30);
     assert_on_screen(&lines, "Events 2 · following");
     assert_on_screen(&lines, "Instances · 2 · 1 stale");
+}
+
+/// Issue 18: `/` finds what the row shows (the DATA column too), the header says a filter is
+/// on and how many rows it lets through, and topics cut at 80 columns end in an ellipsis.
+#[test]
+fn filter_searches_the_row_and_the_header_says_so_at_80_columns() {
+    let mut app = connected();
+    update(
+        &mut app,
+        Msg::Net(Net::Events(vec![
+            crate::app::tests::ev(
+                11,
+                "koor.state.updated",
+                serde_json::json!({"key": "api-contract", "version": 5}),
+            ),
+            crate::app::tests::ev(
+                12,
+                "build.pipeline.frontend.finished",
+                serde_json::json!({"ok": true}),
+            ),
+        ])),
+    );
+    let lines = draw(&app, 80, 24);
+    assert_on_screen(&lines, "build.pipeline.fron…");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("filter:") || l.contains('⌕')),
+        "no filter yet:\n{}",
+        screen(&lines)
+    );
+
+    update(&mut app, ch('/'));
+    for c in "api-contract".chars() {
+        update(&mut app, ch(c));
+    }
+    update(&mut app, key(KeyCode::Enter));
+    let shown: Vec<i64> = app.events.visible().iter().map(|e| e.id).collect();
+    assert_eq!(shown, vec![11]);
+    let lines = draw(&app, 80, 24);
+    assert_on_screen(&lines, "api-contract v5");
+    assert_on_screen(&lines, "⌕1 ev 4 keys 3 inst 2 stale 1");
+    let wide = draw(&app, 140, 24);
+    assert_on_screen(&wide, "filter: 1 shown · events 4");
+}
+
+/// Issue 18: a status message raised in one view does not follow the user to the others.
+#[test]
+fn a_views_status_message_stays_on_that_view() {
+    let mut app = connected();
+    update(&mut app, ch(' '));
+    assert_on_screen(&draw(&app, 80, 24), "paused: new events wait");
+    update(&mut app, ch('2'));
+    let lines = draw(&app, 80, 24);
+    assert!(
+        !lines.iter().any(|l| l.contains("paused: new events wait")),
+        "{}",
+        screen(&lines)
+    );
+    update(&mut app, ch('1'));
+    assert_on_screen(&draw(&app, 80, 24), "paused: new events wait");
 }

@@ -53,25 +53,40 @@ impl Default for EventsView {
 }
 
 /// Whether `ev` passes the filter terms: a term with a wildcard is a topic pattern (`api.*`,
-/// `koor.**`), any other term a case-insensitive substring of the topic or source.
+/// `koor.**`), any other term a case-insensitive substring of what its row shows (`#id`, time,
+/// topic, source and the DATA column, so `api-contract` finds `koor.state.updated  api-contract v5`).
 pub fn matches(terms: &[String], ev: &Event) -> bool {
     if terms.is_empty() {
         return true;
     }
+    let mut row: Option<String> = None;
     terms.iter().any(|t| {
         if t.contains(['*', '?', '[']) {
             Pattern::new(t).matches(&ev.topic)
         } else {
-            ev.topic.to_lowercase().contains(t.as_str())
-                || ev.source.to_lowercase().contains(t.as_str())
+            let row = row.get_or_insert_with(|| row_text(ev));
+            row.contains(t.as_str())
         }
     })
+}
+
+/// The text of an event's row, lower-cased, for the filter.
+fn row_text(ev: &Event) -> String {
+    format!(
+        "#{} {} {} {} {}",
+        ev.id,
+        format::clock(&ev.created_at),
+        ev.topic,
+        ev.source,
+        summary(ev)
+    )
+    .to_lowercase()
 }
 
 /// The DATA column: for system events a short reading of their small data (`api-contract v2`,
 /// `claude-1 stale`), else the data as one-line JSON.
 pub fn summary(ev: &Event) -> String {
-    let d = &ev.data.value();
+    let d = &ev.data;
     let s = |name: &str| {
         d.get(name)
             .and_then(serde_json::Value::as_str)
@@ -283,13 +298,15 @@ impl EventsView {
         };
         let id_width = format!("#{}", self.last_id()).len().max(3) as u16;
         let wide = area.width >= 90;
+        let topic_width: u16 = if wide { 28 } else { 20 };
+        const SOURCE_WIDTH: u16 = 12;
         let mut cols = vec![
             ("#", Constraint::Length(id_width)),
             ("TIME", Constraint::Length(8)),
-            ("TOPIC", Constraint::Length(if wide { 28 } else { 20 })),
+            ("TOPIC", Constraint::Length(topic_width)),
         ];
         if wide {
-            cols.push(("SOURCE", Constraint::Length(12)));
+            cols.push(("SOURCE", Constraint::Length(SOURCE_WIDTH)));
         }
         cols.push(("DATA", Constraint::Fill(1)));
         let row = |i: usize| {
@@ -302,10 +319,17 @@ impl EventsView {
             let mut cells = vec![
                 Cell::from(format!("#{}", e.id)),
                 Cell::from(format::clock(&e.created_at).to_owned()),
-                Cell::from(Span::styled(e.topic.clone(), topic_style)),
+                // a cut topic ends in … so it is not mistaken for a shorter one
+                Cell::from(Span::styled(
+                    format::truncate(&e.topic, topic_width as usize),
+                    topic_style,
+                )),
             ];
             if wide {
-                cells.push(Cell::from(e.source.clone()));
+                cells.push(Cell::from(format::truncate(
+                    &e.source,
+                    SOURCE_WIDTH as usize,
+                )));
             }
             cells.push(Cell::from(format::truncate(&summary(e), 200)));
             Row::new(cells)
@@ -354,6 +378,15 @@ mod tests {
         assert!(matches(&t("chan"), &ev(1, "api.change")));
         assert!(matches(&t("test"), &ev(1, "x")), "source matches too");
         assert!(!matches(&t("zzz"), &ev(1, "api.change")));
+        assert!(matches(&t("\"n\":7"), &ev(7, "x")), "the data too");
+        assert!(matches(&t("#7"), &ev(7, "x")), "the id");
+        let mut state = ev(8, "koor.state.updated");
+        state.data = serde_json::json!({"key": "api-contract", "version": 5}).into();
+        assert!(
+            matches(&t("api-contract"), &state),
+            "what the DATA column shows"
+        );
+        assert!(matches(&t("contract v5"), &state));
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! The four views, and the drawing helpers they share (a windowed table, a text pager, the filter
+//! The five views, and the drawing helpers they share (a windowed table, a text pager, the filter
 //! prompt in a title).
 
 pub mod events;
 pub mod instances;
 pub mod logs;
 pub mod state;
+pub mod work;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
@@ -24,14 +25,16 @@ pub enum ViewId {
     State,
     Instances,
     Logs,
+    Work,
 }
 
 impl ViewId {
-    pub const ALL: [ViewId; 4] = [
+    pub const ALL: [ViewId; 5] = [
         ViewId::Events,
         ViewId::State,
         ViewId::Instances,
         ViewId::Logs,
+        ViewId::Work,
     ];
 
     pub fn index(self) -> usize {
@@ -44,6 +47,7 @@ impl ViewId {
             ViewId::State => "State",
             ViewId::Instances => "Instances",
             ViewId::Logs => "Logs",
+            ViewId::Work => "Work",
         }
     }
 

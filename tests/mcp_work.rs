@@ -1,0 +1,153 @@
+//! MCP for the coordination layer and the hardened argument rules: resuming an identity, the
+//! lock tool, strict argument types, the discover limit, an oversized message.
+
+use serde_json::{Value, json};
+
+use crate::harness::{Server, json};
+use crate::mcp::{call, connect, err_text, ok_json, post_raw, req};
+
+#[tokio::test]
+async fn register_instance_resumes_with_instance_id_and_token() {
+    let s = Server::start().await;
+    let c = connect(&s).await;
+    let r = ok_json(&call(&c, "register_instance", json!({"name": "claude"})).await);
+    let (id, token) = (r["instance_id"].clone(), r["token"].clone());
+    assert_eq!(r["resumed"], false);
+    let msg = r["message"].as_str().expect("message");
+    assert!(msg.contains("inbox"), "tells how to check the inbox: {msg}");
+
+    let again = ok_json(
+        &call(
+            &c,
+            "register_instance",
+            json!({"name": "claude", "instance_id": id, "token": token}),
+        )
+        .await,
+    );
+    assert_eq!(again["instance_id"], id, "same id");
+    assert_eq!(again["resumed"], true);
+    assert_eq!(again["status"], "active");
+    let all = json(s.get("/api/instances").await, 200).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "no second instance");
+
+    let wrong = err_text(
+        &call(
+            &c,
+            "register_instance",
+            json!({"name": "claude", "instance_id": id, "token": "koor_x"}),
+        )
+        .await,
+    );
+    assert!(wrong.contains("does not match"), "{wrong}");
+    let unknown = err_text(
+        &call(
+            &c,
+            "register_instance",
+            json!({"name": "claude", "instance_id": "nope", "token": "t"}),
+        )
+        .await,
+    );
+    assert!(unknown.contains("instance not found"), "{unknown}");
+}
+
+#[tokio::test]
+async fn lock_tool_acquires_lists_and_releases() {
+    let s = Server::start().await;
+    let c = connect(&s).await;
+    let a = ok_json(&call(&c, "register_instance", json!({"name": "a"})).await);
+    let b = ok_json(&call(&c, "register_instance", json!({"name": "b"})).await);
+    let got = ok_json(
+        &call(&c, "lock", json!({"action": "acquire", "name": "db/migrate", "instance_id": a["instance_id"], "ttl": "2m"})).await,
+    );
+    assert_eq!(got["holder"]["name"], "a");
+    assert!(got["fence"].as_i64().is_some());
+    let held = err_text(
+        &call(
+            &c,
+            "lock",
+            json!({"action": "acquire", "name": "db/migrate", "instance_id": b["instance_id"]}),
+        )
+        .await,
+    );
+    assert!(
+        held.contains("conflict") && held.contains("held by a"),
+        "{held}"
+    );
+    let list = ok_json(&call(&c, "lock", json!({"action": "list"})).await);
+    assert_eq!(list["locks"][0]["name"], "db/migrate");
+    let bad = err_text(
+        &call(&c, "lock", json!({"action": "acquire", "name": "x", "instance_id": a["instance_id"], "wait_s": 90})).await,
+    );
+    assert!(bad.contains("wait_s"), "{bad}");
+    let wrong = err_text(
+        &call(&c, "lock", json!({"action": "release", "name": "db/migrate", "instance_id": a["instance_id"], "token": "koor_wrong"})).await,
+    );
+    assert!(wrong.contains("does not match"), "{wrong}");
+    ok_json(
+        &call(&c, "lock", json!({"action": "release", "name": "db/migrate", "instance_id": a["instance_id"], "token": a["token"]})).await,
+    );
+    let list = ok_json(&call(&c, "lock", json!({"action": "list"})).await);
+    assert_eq!(list["locks"], json!([]));
+}
+
+#[tokio::test]
+async fn arguments_must_have_the_types_their_schema_says() {
+    let s = Server::start().await;
+    let c = connect(&s).await;
+    let e = err_text(&call(&c, "register_instance", json!({"name": 5})).await);
+    assert!(e.contains("\"name\" must be a string, not a number"), "{e}");
+    let e = err_text(&call(&c, "discover_instances", json!({"limit": "ten"})).await);
+    assert!(e.contains("must be an integer"), "{e}");
+    let all = json(s.get("/api/instances").await, 200).await;
+    assert_eq!(all, json!([]), "nothing registered by the bad calls");
+}
+
+#[tokio::test]
+async fn discover_instances_is_limited_and_says_when_more_exist() {
+    let s = Server::start().await;
+    for i in 0..105 {
+        json(
+            s.post_json(
+                "/api/instances/register",
+                json!({"name": format!("agent-{i}")}),
+            )
+            .await,
+            200,
+        )
+        .await;
+    }
+    let c = connect(&s).await;
+    let d = ok_json(&call(&c, "discover_instances", json!({})).await);
+    assert_eq!(d["count"], 100);
+    assert_eq!(d["total"], 105);
+    assert_eq!(d["truncated"], true);
+    assert!(
+        d["message"].as_str().is_some_and(|m| m.contains("105")),
+        "{d}"
+    );
+    let d = ok_json(&call(&c, "discover_instances", json!({"limit": 200})).await);
+    assert_eq!(d["count"], 105);
+    assert!(d.get("truncated").is_none());
+}
+
+#[tokio::test]
+async fn a_message_over_one_mib_is_a_json_rpc_error() {
+    let s = Server::start().await;
+    let big = "x".repeat(1024 * 1024 + 10);
+    let body = req(
+        1,
+        "tools/call",
+        json!({"name": "set_intent", "arguments": {"instance_id": "i", "intent": big}}),
+    );
+    let (status, _, text) = post_raw(&s, "/mcp", &[], body.to_string()).await;
+    assert_eq!(status, 413);
+    let v: Value = serde_json::from_str(&text).expect("JSON-RPC body");
+    assert_eq!(v["jsonrpc"], "2.0");
+    assert_eq!(v["error"]["code"], -32600);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("larger than")),
+        "{v}"
+    );
+}
