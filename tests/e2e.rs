@@ -42,3 +42,5 @@ mod audit;
 mod backup;
 // Rules export and import.
 mod rules_io;
+// Issue 16: DNS rebinding, idle connections, costly patterns, exact event data, a full disk, the lock.
+mod hardening;

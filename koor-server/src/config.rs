@@ -19,7 +19,8 @@ use crate::logging::parse_level;
     after_help = "Each flag may also come from its env var or the config file (flags > env > file > defaults).\n\
                   Config file keys: bind, dashboard_bind, data_dir, auth_token, log_level, log_dir,\n\
                   stale_after, event_retention, allowed_origins, require_instance_token,\n\
-                  audit_retention, webhook_timeout, webhook_max_failures."
+                  audit_retention, webhook_timeout, webhook_max_failures, allowed_hosts,\n\
+                  max_connections, request_timeout."
 )]
 pub struct Args {
     /// API listen address [env: KOOR_BIND] [default: localhost:9800]
@@ -49,6 +50,17 @@ pub struct Args {
     /// Extra browser origins allowed on /mcp and WebSockets, comma-separated [env: KOOR_ALLOWED_ORIGINS]
     #[arg(long, value_name = "ORIGINS")]
     pub allowed_origins: Option<String>,
+    /// Extra host names the server answers to when no token is set, comma-separated; `*` = any
+    /// (DNS-rebinding protection) [env: KOOR_ALLOWED_HOSTS]
+    #[arg(long, value_name = "HOSTS")]
+    pub allowed_hosts: Option<String>,
+    /// Most connections open at once (both listeners, WebSockets included)
+    /// [env: KOOR_MAX_CONNECTIONS] [default: the open-file limit minus 256, at most 16384]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<String>,
+    /// Time a new connection has to send its first request [env: KOOR_REQUEST_TIMEOUT] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub request_timeout: Option<String>,
     /// Require X-Koor-Instance-Token on every call made for an instance (heartbeat, holds, inbox)
     /// [env: KOOR_REQUIRE_INSTANCE_TOKEN] [default: false]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -86,6 +98,16 @@ pub struct Config {
     /// Events a WebSocket subscriber may fall behind by before it is closed (not a flag).
     pub subscriber_buffer: usize,
     pub allowed_origins: Vec<String>,
+    /// Host names answered besides loopback, IP literals and the bind hosts (`*` = any).
+    pub allowed_hosts: Vec<String>,
+    /// Most connections open at once; at the bound the oldest one that never sent a request is
+    /// closed to make room.
+    pub max_connections: usize,
+    /// Time a new connection has to send its first request's headers.
+    pub request_timeout: Duration,
+    /// Test knob, not a flag: caps the database at this many pages (SQLite's `max_page_count`)
+    /// so tests can fill "the disk" without a small filesystem.
+    pub max_db_pages: Option<u64>,
     /// Calls made for an instance must carry its `X-Koor-Instance-Token`.
     pub require_instance_token: bool,
     /// Audit log entries kept.
@@ -114,6 +136,10 @@ impl Default for Config {
             prune_every: Duration::from_secs(10),
             subscriber_buffer: crate::bus::DEFAULT_CAPACITY,
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            max_connections: default_max_connections(),
+            request_timeout: Duration::from_secs(30),
+            max_db_pages: None,
             require_instance_token: false,
             audit_retention: 100_000,
             webhook_timeout: Duration::from_secs(10),
@@ -238,14 +264,42 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
             "KOOR_ALLOWED_ORIGINS",
             "allowed_origins",
         )
-        .map(|s| {
-            s.trim_matches(|c| c == '[' || c == ']')
-                .split(',')
-                .map(|o| o.trim().trim_matches('"').trim_end_matches('/').to_owned())
-                .filter(|o| !o.is_empty())
-                .collect()
-        })
+        .map(|s| list(&s))
         .unwrap_or_default();
+    let allowed_hosts = layers
+        .get(args.allowed_hosts, "KOOR_ALLOWED_HOSTS", "allowed_hosts")
+        .map(|s| list(&s))
+        .unwrap_or_default();
+    let max_connections = match layers.get(
+        args.max_connections,
+        "KOOR_MAX_CONNECTIONS",
+        "max_connections",
+    ) {
+        Some(s) => match s.trim().parse::<usize>() {
+            Ok(n) if n >= 2 => n,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "max connections",
+                    value: s,
+                    reason: "use a number of at least 2".into(),
+                });
+            }
+        },
+        None => defaults.max_connections,
+    };
+    let request_timeout = match layers.get(
+        args.request_timeout,
+        "KOOR_REQUEST_TIMEOUT",
+        "request_timeout",
+    ) {
+        Some(s) => parse_duration(&s).map_err(|reason| ConfigError::Invalid {
+            name: "request-timeout",
+            value: s,
+            reason,
+        })?,
+        None => defaults.request_timeout,
+    };
+
     let positive = |value: Option<String>, name: &'static str, default: u64| match value {
         Some(s) => match s.trim().parse::<u64>() {
             Ok(n) if n > 0 => Ok(n),
@@ -319,6 +373,10 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         prune_every: defaults.prune_every,
         subscriber_buffer: defaults.subscriber_buffer,
         allowed_origins,
+        allowed_hosts,
+        max_connections,
+        request_timeout,
+        max_db_pages: None,
         require_instance_token,
         audit_retention,
         webhook_timeout,
@@ -327,6 +385,34 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         webhook_retry_max: defaults.webhook_retry_max,
     })
 }
+
+/// A comma-separated list (a JSON array in the config file reads the same).
+fn list(s: &str) -> Vec<String> {
+    s.trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|o| o.trim().trim_matches('"').trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
+/// The open-file limit minus room for the database, logs and readers (Linux reads it from
+/// `/proc/self/limits`; elsewhere 1024 is assumed), between 64 and 16384.
+fn default_max_connections() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+            let soft = line.split_whitespace().nth(3)?;
+            if soft == "unlimited" {
+                Some(usize::MAX)
+            } else {
+                soft.parse::<usize>().ok()
+            }
+        })
+        .unwrap_or(1024);
+    soft.saturating_sub(256).clamp(64, 16_384)
+}
+
 
 /// `5m`, `90s`, `1h30m`, `500ms`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -411,6 +497,29 @@ mod tests {
         assert_eq!(cfg.log_level, Level::ERROR);
         assert_eq!(cfg.stale_after, Duration::from_secs(60));
         assert_eq!(cfg.event_retention, 500);
+        assert_eq!(cfg.allowed_hosts, Vec::<String>::new());
+
+        let file2 = write(
+            dir.path(),
+            r#"{"allowed_hosts":["koor.lan","build-box:9800"],"max_connections":100,"request_timeout":"5s"}"#,
+        );
+        let cfg = resolve(
+            Args {
+                config: Some(file2),
+                ..Args::default()
+            },
+            &env_of(&[("KOOR_MAX_CONNECTIONS", "50")]),
+        )
+        .expect("resolves");
+        assert_eq!(cfg.allowed_hosts, ["koor.lan", "build-box:9800"]);
+        assert_eq!(cfg.max_connections, 50, "env beats the file");
+        assert_eq!(cfg.request_timeout, Duration::from_secs(5));
+        // Put the first file back for the layers below.
+        write(
+            dir.path(),
+            r#"{"bind":"file:1","dashboard_bind":"file:2","data_dir":"/file","auth_token":"file-token",
+                "log_level":"error","stale_after":"1m","event_retention":500}"#,
+        );
 
         let env = env_of(&[
             ("KOOR_BIND", "env:1"),
@@ -456,8 +565,14 @@ mod tests {
         assert!(err.to_string().contains("loud"), "{err}");
 
         let args = Args {
-            config: Some(file),
+            config: Some(file.clone()),
             stale_after: Some("soon".into()),
+            ..Args::default()
+        };
+        assert!(resolve(args, &env_of(&[])).is_err());
+        let args = Args {
+            config: Some(file),
+            max_connections: Some("1".into()),
             ..Args::default()
         };
         assert!(resolve(args, &env_of(&[])).is_err());

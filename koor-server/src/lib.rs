@@ -100,7 +100,7 @@ impl App {
 /// Locks the data directory and opens the database.
 pub fn open(config: Config, logs: Arc<LogRing>) -> Result<App, OpenError> {
     let bus = Bus::new(config.subscriber_buffer);
-    let store = Store::open(&config.data_dir, bus.clone())?;
+    let store = Store::open_capped(&config.data_dir, bus.clone(), config.max_db_pages)?;
     let instances =
         Registry::load(&store, config.stale_after).map_err(|e| OpenError::Database {
             path: store.path().to_owned(),
@@ -159,10 +159,12 @@ pub async fn run(
     let dispatcher = tokio::spawn(app.waiters.clone().run(app.bus.subscribe(), app.stopping()));
     let webhooks = tokio::spawn(webhooks::run(app.clone()));
     let audit = tokio::spawn(audit::run(app.clone()));
-    let api_server = serve::serve(api, api::routes(app.clone()), app.stopping());
+    let conns = serve::Connections::new(app.config.max_connections, app.config.request_timeout);
+    let api_server = serve::serve(api, api::routes(app.clone()), conns.clone(), app.stopping());
     let dashboard_server = async {
         if let Some(listener) = dashboard {
-            serve::serve(listener, api::dashboard_routes(app.clone()), app.stopping()).await;
+            let routes = api::dashboard_routes(app.clone());
+            serve::serve(listener, routes, conns, app.stopping()).await;
         }
     };
     let servers = futures_util::future::join(api_server, dashboard_server);

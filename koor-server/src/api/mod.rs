@@ -10,6 +10,7 @@ mod dashboard;
 pub mod error;
 pub mod events;
 mod health;
+mod host;
 mod identity;
 mod instances;
 mod locks;
@@ -75,7 +76,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(prometheus::routes(app.clone()))
         .unify()
         .boxed();
-    let served = auth_guard(app.clone())
+    let served = host::guard(app.clone())
+        .and(auth_guard(app.clone()))
         .and(cross_site_guard(app.clone()))
         .and(api)
         .recover(error::handle_rejection)
@@ -97,7 +99,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
 /// same `/api/*` handlers (auth included), so the page needs no CORS. The API listener does not
 /// serve the page.
 pub fn dashboard_routes(app: App) -> BoxedFilter<(Response,)> {
-    dashboard::routes()
+    host::guard(app.clone())
+        .and(dashboard::routes())
         .with(warp::log::custom(log_request))
         .map(Reply::into_response)
         .or(routes(app))
@@ -188,16 +191,18 @@ pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
     else {
         return false;
     };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // Origins never carry user info: `http://localhost:80@evil.example` is evil.example.
+    if authority.contains('@') {
+        return false;
+    }
     let host = if let Some(v6) = rest.strip_prefix('[') {
         v6.split(']').next().unwrap_or_default()
     } else {
         rest.split([':', '/']).next().unwrap_or_default()
     };
     // Only real loopback names: `127.0.0.1.evil.example` is a foreign page.
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host::is_loopback_host(host)
 }
 
 /// Refuses (403) a request to `/api/*` or `/mcp` that a foreign web page sent (its `Origin` is
@@ -402,9 +407,20 @@ pub fn condition(headers: &HeaderMap) -> Result<crate::store::state::Condition, 
     };
     let if_version = match text(koor_shared::IF_VERSION_HEADER)? {
         None => None,
-        Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
-            ApiError::bad_request(format!("invalid X-Koor-If-Version: {v:?} is not a number"))
-        })?),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if n >= 0 => Some(n),
+            // A version that can never exist is a mistake in the request, not a lost race.
+            Ok(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid X-Koor-If-Version: {v:?} (versions start at 1; 0 means \"must not exist\")"
+                )));
+            }
+            Err(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid X-Koor-If-Version: {v:?} is not a number"
+                )));
+            }
+        },
     };
     Ok(crate::store::state::Condition {
         if_match: text("if-match")?,

@@ -24,7 +24,7 @@ pub fn ev(id: i64, topic: &str, data: Value) -> Event {
     Event {
         id,
         topic: topic.into(),
-        data,
+        data: data.into(),
         source: if topic.starts_with("koor.") {
             "koor".into()
         } else {
