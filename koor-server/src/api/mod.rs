@@ -16,6 +16,7 @@ mod mcp;
 mod rules;
 mod specs;
 mod state;
+mod tasks;
 mod ws;
 
 use std::convert::Infallible;
@@ -52,6 +53,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(rules::routes(app.clone()))
         .unify()
         .or(locks::routes(app.clone()))
+        .unify()
+        .or(tasks::routes(app.clone()))
         .unify()
         .boxed();
     auth_guard(app.clone())

@@ -19,6 +19,7 @@ pub mod rules;
 mod schema;
 pub mod specs;
 pub mod state;
+pub mod tasks;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
