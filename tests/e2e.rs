@@ -18,6 +18,8 @@ mod logs;
 mod instances;
 // Locks over the hold model: races, expiry, keepalive, deregistration, fences, waits, tokens.
 mod locks;
+// Task boards over the hold model: claim races, dependencies, reclaim, conditional PATCH.
+mod tasks;
 // The MCP endpoint: the rmcp client, raw-HTTP transport rules, restarts.
 mod mcp;
 // Validation rules: every match type, globs, stacks, proposals over REST and MCP, bad input.
