@@ -12,6 +12,7 @@ mod rules;
 mod specs;
 mod state;
 mod status;
+mod tasks;
 
 use std::process::ExitCode;
 
@@ -86,6 +87,12 @@ pub enum Command {
     )]
     Lock(lock::LockCmd),
 
+    /// A project's task board: add (a plan on stdin), list, claim, done, release, fail, cancel.
+    #[command(
+        after_help = "Example:\n  koor-cli tasks add --project shop < plan.json\n  koor-cli tasks claim --project shop"
+    )]
+    Tasks(tasks::TasksArgs),
+
     /// Per-project validation rules: list, set, propose, accept, reject.
     #[command(
         subcommand,
@@ -140,6 +147,7 @@ impl Command {
             Command::Activate(arg) => arg.run(ctx, "activate").await,
             Command::Heartbeat(arg) => arg.run(ctx, "heartbeat").await,
             Command::Lock(cmd) => cmd.run(ctx).await,
+            Command::Tasks(args) => args.run(ctx).await,
             Command::Rules(cmd) => cmd.run(ctx).await,
             Command::Validate(args) => args.run(ctx).await,
             Command::Logs(args) => args.run(ctx).await,

@@ -15,3 +15,4 @@ mod misc;
 mod rules;
 mod specs;
 mod state;
+mod tasks;
