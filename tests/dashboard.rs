@@ -771,7 +771,9 @@ async fn dashboard_task_board_follows_claims_live() {
     );
     let waiting = b.eval(&text_of("#tasks tr[data-task='T-2']")).await;
     assert!(
-        waiting.as_str().is_some_and(|t| t.contains("waits for T-1")),
+        waiting
+            .as_str()
+            .is_some_and(|t| t.contains("waits for T-1")),
         "{waiting}"
     );
 

@@ -185,7 +185,14 @@ async fn a_task_is_never_claimable_before_its_dependencies_are_done() {
         }
         let id = id_of(&t);
         let finished = json(
-            call(&s, "shop", &id, "complete", json!({"instance_id": a, "result": {"ok": true}})).await,
+            call(
+                &s,
+                "shop",
+                &id,
+                "complete",
+                json!({"instance_id": a, "result": {"ok": true}}),
+            )
+            .await,
             200,
         )
         .await;
@@ -212,7 +219,11 @@ async fn a_task_is_never_claimable_before_its_dependencies_are_done() {
 #[tokio::test]
 async fn bad_dependencies_are_400s_and_create_nothing() {
     let s = Server::start().await;
-    json(s.post_json("/api/tasks/p", json!({"title": "one"})).await, 200).await;
+    json(
+        s.post_json("/api/tasks/p", json!({"title": "one"})).await,
+        200,
+    )
+    .await;
     error(
         s.post_json("/api/tasks/p", json!({"title": "x", "depends_on": ["T-9"]}))
             .await,
@@ -231,8 +242,11 @@ async fn bad_dependencies_are_400s_and_create_nothing() {
     )
     .await;
     error(
-        s.post_json("/api/tasks/p", json!([{"title": "a", "depends_on": ["#0"]}]))
-            .await,
+        s.post_json(
+            "/api/tasks/p",
+            json!([{"title": "a", "depends_on": ["#0"]}]),
+        )
+        .await,
         400,
         "cycle",
     )
@@ -253,8 +267,11 @@ async fn bad_dependencies_are_400s_and_create_nothing() {
 
     // A cycle made by PATCH: T-2 depends on T-1; T-1 may not then depend on T-2.
     json(
-        s.post_json("/api/tasks/p", json!({"title": "two", "depends_on": ["T-1"]}))
-            .await,
+        s.post_json(
+            "/api/tasks/p",
+            json!({"title": "two", "depends_on": ["T-1"]}),
+        )
+        .await,
         200,
     )
     .await;
@@ -267,9 +284,24 @@ async fn bad_dependencies_are_400s_and_create_nothing() {
     error(patch, 400, "dependency cycle: T-1 -> T-2 -> T-1").await;
 
     // Other bad input: clear 400s.
-    error(s.post_json("/api/tasks/p", json!({})).await, 400, "title is required").await;
-    error(s.post_json("/api/tasks/p", json!([])).await, 400, "no tasks given").await;
-    error(s.post_json("/api/tasks/p", json!(7)).await, 400, "task object").await;
+    error(
+        s.post_json("/api/tasks/p", json!({})).await,
+        400,
+        "title is required",
+    )
+    .await;
+    error(
+        s.post_json("/api/tasks/p", json!([])).await,
+        400,
+        "no tasks given",
+    )
+    .await;
+    error(
+        s.post_json("/api/tasks/p", json!(7)).await,
+        400,
+        "task object",
+    )
+    .await;
     error(
         s.post_json("/api/tasks/p", json!({"title": "t", "dependencies": []}))
             .await,
@@ -284,11 +316,24 @@ async fn bad_dependencies_are_400s_and_create_nothing() {
         "invalid task",
     )
     .await;
-    error(s.get("/api/tasks/p?status=busy").await, 400, "invalid status").await;
-    error(s.get("/api/tasks/p/T-99").await, 404, "task not found: p/T-99").await;
+    error(
+        s.get("/api/tasks/p?status=busy").await,
+        400,
+        "invalid status",
+    )
+    .await;
+    error(
+        s.get("/api/tasks/p/T-99").await,
+        404,
+        "task not found: p/T-99",
+    )
+    .await;
     error(s.get("/api/tasks/p/banana").await, 404, "task not found").await;
     error(
-        s.req(Method::PUT, "/api/tasks/p").send().await.expect("send"),
+        s.req(Method::PUT, "/api/tasks/p")
+            .send()
+            .await
+            .expect("send"),
         405,
         "not allowed",
     )
@@ -341,7 +386,12 @@ async fn the_holders_calls_and_their_errors() {
     )
     .await;
     let got = json(
-        claim(&s, "web", json!({"instance_id": a, "label": "ui", "ttl": "30s"})).await,
+        claim(
+            &s,
+            "web",
+            json!({"instance_id": a, "label": "ui", "ttl": "30s"}),
+        )
+        .await,
         200,
     )
     .await;
@@ -350,7 +400,10 @@ async fn the_holders_calls_and_their_errors() {
     let claimed = next_task_event(&mut ws).await;
     assert_eq!(claimed["topic"], "koor.task.claimed");
     assert_eq!(claimed["data"]["holder"]["name"], "alpha");
-    assert_eq!(claimed["id"], got["claim"]["fence"], "the fence is the claim's event id");
+    assert_eq!(
+        claimed["id"], got["claim"]["fence"],
+        "the fence is the claim's event id"
+    );
 
     // Someone else: 409 with the holder; not the holder: 409.
     let held = error(
@@ -377,7 +430,14 @@ async fn the_holders_calls_and_their_errors() {
 
     // Renew keeps the fence.
     let renewed = json(
-        call(&s, "web", "T-1", "renew", json!({"instance_id": a, "ttl": "2m"})).await,
+        call(
+            &s,
+            "web",
+            "T-1",
+            "renew",
+            json!({"instance_id": a, "ttl": "2m"}),
+        )
+        .await,
         200,
     )
     .await;
@@ -386,7 +446,14 @@ async fn the_holders_calls_and_their_errors() {
 
     // Release: back to open, attempts unchanged, the reason kept.
     let released = json(
-        call(&s, "web", "T-1", "release", json!({"instance_id": a, "reason": "lunch"})).await,
+        call(
+            &s,
+            "web",
+            "T-1",
+            "release",
+            json!({"instance_id": a, "reason": "lunch"}),
+        )
+        .await,
         200,
     )
     .await;
@@ -407,7 +474,14 @@ async fn the_holders_calls_and_their_errors() {
     // Fail: terminal until reopened with PATCH.
     json(claim(&s, "web", json!({"instance_id": b})).await, 200).await;
     let failed = json(
-        call(&s, "web", "T-1", "fail", json!({"instance_id": b, "reason": "flaky build"})).await,
+        call(
+            &s,
+            "web",
+            "T-1",
+            "fail",
+            json!({"instance_id": b, "reason": "flaky build"}),
+        )
+        .await,
         200,
     )
     .await;
@@ -452,15 +526,28 @@ async fn the_holders_calls_and_their_errors() {
     assert_eq!(cancelled["claim"], Value::Null);
     let board = json(s.get("/api/tasks/web?status=cancelled").await, 200).await;
     assert_eq!(board["tasks"][0]["id"], "T-1");
-    json(s.post_json("/api/tasks/web", json!({"title": "two"})).await, 200).await;
+    json(
+        s.post_json("/api/tasks/web", json!({"title": "two"})).await,
+        200,
+    )
+    .await;
     json(claim(&s, "web", json!({"instance_id": a})).await, 200).await;
-    json(call(&s, "web", "T-2", "complete", json!({"instance_id": a})).await, 200).await;
+    json(
+        call(&s, "web", "T-2", "complete", json!({"instance_id": a})).await,
+        200,
+    )
+    .await;
     error(s.delete("/api/tasks/web/T-2").await, 409, "is done").await;
 
     let topics: Vec<String> = {
         let mut seen = Vec::new();
         while seen.last().map(String::as_str) != Some("koor.task.completed") {
-            seen.push(next_task_event(&mut ws).await["topic"].as_str().expect("topic").to_owned());
+            seen.push(
+                next_task_event(&mut ws).await["topic"]
+                    .as_str()
+                    .expect("topic")
+                    .to_owned(),
+            );
         }
         seen
     };
@@ -482,7 +569,11 @@ async fn the_holders_calls_and_their_errors() {
 #[tokio::test]
 async fn patch_with_a_stale_version_is_a_412() {
     let s = Server::start().await;
-    json(s.post_json("/api/tasks/p", json!({"title": "first"})).await, 200).await;
+    json(
+        s.post_json("/api/tasks/p", json!({"title": "first"})).await,
+        200,
+    )
+    .await;
     let resp = s.get("/api/tasks/p/T-1").await;
     let etag = resp
         .headers()
@@ -498,9 +589,12 @@ async fn patch_with_a_stale_version_is_a_412() {
             .send()
     };
     let changed = json(
-        patch(&etag, json!({"title": "renamed", "priority": 3, "labels": ["a", "b"]}))
-            .await
-            .expect("send"),
+        patch(
+            &etag,
+            json!({"title": "renamed", "priority": 3, "labels": ["a", "b"]}),
+        )
+        .await
+        .expect("send"),
         200,
     )
     .await;
@@ -509,7 +603,9 @@ async fn patch_with_a_stale_version_is_a_412() {
     assert_eq!(changed["labels"], json!(["a", "b"]));
     assert_eq!(changed["version"], 2);
     let stale = error(
-        patch(&etag, json!({"title": "lost update"})).await.expect("send"),
+        patch(&etag, json!({"title": "lost update"}))
+            .await
+            .expect("send"),
         412,
         "version 2, not 1",
     )
@@ -526,14 +622,18 @@ async fn patch_with_a_stale_version_is_a_412() {
     )
     .await;
     error(
-        patch("\"2\"", json!({"status": "done"})).await.expect("send"),
+        patch("\"2\"", json!({"status": "done"}))
+            .await
+            .expect("send"),
         400,
         "only reopens",
     )
     .await;
     // Reopening an open task changes nothing but the version.
     let same = json(
-        patch("\"2\"", json!({"status": "open"})).await.expect("send"),
+        patch("\"2\"", json!({"status": "open"}))
+            .await
+            .expect("send"),
         200,
     )
     .await;
@@ -549,8 +649,16 @@ async fn an_expired_claim_is_reclaimed_with_one_more_attempt() {
     let mut ws = ws_connect(&s, "/api/events/subscribe?pattern=koor.task.*", &[])
         .await
         .expect("connect");
-    json(s.post_json("/api/tasks/p", json!({"title": "slow"})).await, 200).await;
-    let got = json(claim(&s, "p", json!({"instance_id": a, "ttl": "5s"})).await, 200).await;
+    json(
+        s.post_json("/api/tasks/p", json!({"title": "slow"})).await,
+        200,
+    )
+    .await;
+    let got = json(
+        claim(&s, "p", json!({"instance_id": a, "ttl": "5s"})).await,
+        200,
+    )
+    .await;
     assert_eq!(next_task_event(&mut ws).await["topic"], "koor.task.created");
     assert_eq!(next_task_event(&mut ws).await["topic"], "koor.task.claimed");
 
@@ -611,8 +719,16 @@ async fn deregistering_the_holder_puts_its_tasks_back() {
 async fn heartbeats_keep_a_claim_and_claims_survive_a_restart() {
     let s = Server::start().await;
     let a = register(&s, "alpha").await;
-    json(s.post_json("/api/tasks/p", json!({"title": "long"})).await, 200).await;
-    let got = json(claim(&s, "p", json!({"instance_id": a, "ttl": "5s"})).await, 200).await;
+    json(
+        s.post_json("/api/tasks/p", json!({"title": "long"})).await,
+        200,
+    )
+    .await;
+    let got = json(
+        claim(&s, "p", json!({"instance_id": a, "ttl": "5s"})).await,
+        200,
+    )
+    .await;
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_secs(2)).await;
         json(
@@ -627,10 +743,20 @@ async fn heartbeats_keep_a_claim_and_claims_survive_a_restart() {
     let held = json(s.get("/api/tasks/p/T-1").await, 200).await;
     assert_eq!(held["status"], "claimed");
     assert_eq!(held["claim"]["fence"], got["claim"]["fence"]);
-    assert_eq!(held["version"], got["version"], "a renewal does not touch the task");
+    assert_eq!(
+        held["version"], got["version"],
+        "a renewal does not touch the task"
+    );
 
     let long = json(
-        call(&s, "p", "T-1", "renew", json!({"instance_id": a, "ttl": "10m"})).await,
+        call(
+            &s,
+            "p",
+            "T-1",
+            "renew",
+            json!({"instance_id": a, "ttl": "10m"}),
+        )
+        .await,
         200,
     )
     .await;
@@ -638,7 +764,11 @@ async fn heartbeats_keep_a_claim_and_claims_survive_a_restart() {
     let s = Server::start_in(dir, |_| {}).await;
     let kept = json(s.get("/api/tasks/p/T-1").await, 200).await;
     assert_eq!(kept, long, "same task, same claim after the restart");
-    let next = json(s.post_json("/api/tasks/p", json!({"title": "next"})).await, 200).await;
+    let next = json(
+        s.post_json("/api/tasks/p", json!({"title": "next"})).await,
+        200,
+    )
+    .await;
     assert_eq!(next["id"], "T-2");
 }
 
@@ -655,7 +785,11 @@ async fn instance_tokens_are_checked_on_task_calls() {
         r["id"].as_str().expect("id").to_owned(),
         r["token"].as_str().expect("token").to_owned(),
     );
-    json(s.post_json("/api/tasks/p", json!({"title": "t"})).await, 200).await;
+    json(
+        s.post_json("/api/tasks/p", json!({"title": "t"})).await,
+        200,
+    )
+    .await;
     error(
         claim(&s, "p", json!({"instance_id": a})).await,
         401,

@@ -576,7 +576,13 @@ async fn claims() {
     let (seen2, dup2) = (seen.clone(), dup.clone());
     let started = Instant::now();
     let results = run_loops(LOOPS, move |i| {
-        let (c, base, agents, seen, dup) = (c.clone(), base.clone(), agents.clone(), seen2.clone(), dup2.clone());
+        let (c, base, agents, seen, dup) = (
+            c.clone(),
+            base.clone(),
+            agents.clone(),
+            seen2.clone(),
+            dup2.clone(),
+        );
         async move {
             let me = agents[i].clone();
             let mut lat = Vec::new();

@@ -73,7 +73,9 @@ pub enum Command {
     Whoami,
 
     /// Mark this agent's instance active (ID defaults to KOOR_INSTANCE or .koor/instance.json).
-    #[command(after_help = "Example:\n  koor-cli activate\n  koor-cli activate 550e8400-e29b-41d4-a716-446655440000")]
+    #[command(
+        after_help = "Example:\n  koor-cli activate\n  koor-cli activate 550e8400-e29b-41d4-a716-446655440000"
+    )]
     Activate(me::InstanceArg),
 
     /// Tell the server this agent is alive; renews its locks (ID as for activate).

@@ -31,7 +31,9 @@ pub struct TasksArgs {
 #[derive(Debug, Subcommand)]
 pub enum TasksCmd {
     /// Add a task, or a whole plan as a JSON array on stdin ("#N" refers to item N).
-    #[command(after_help = "Example:\n  koor-cli tasks add 'Write the API' --priority 2 --label backend --depends-on T-1\n  echo '[{\"title\":\"design\"},{\"title\":\"build\",\"depends_on\":[\"#0\"]}]' | koor-cli tasks add --project shop")]
+    #[command(
+        after_help = "Example:\n  koor-cli tasks add 'Write the API' --priority 2 --label backend --depends-on T-1\n  echo '[{\"title\":\"design\"},{\"title\":\"build\",\"depends_on\":[\"#0\"]}]' | koor-cli tasks add --project shop"
+    )]
     Add {
         /// The title of one task; without it, the task or array of tasks is read as JSON
         /// from --data, --file or stdin.
@@ -53,7 +55,9 @@ pub enum TasksCmd {
     },
 
     /// List the board by priority then age (--ready: only what can be claimed now).
-    #[command(after_help = "Example:\n  koor-cli tasks list --ready --pretty\n  koor-cli tasks list --status claimed,open --label backend")]
+    #[command(
+        after_help = "Example:\n  koor-cli tasks list --ready --pretty\n  koor-cli tasks list --status claimed,open --label backend"
+    )]
     List {
         /// Only tasks that are open with every dependency done.
         #[arg(long)]
@@ -80,7 +84,9 @@ pub enum TasksCmd {
     },
 
     /// Claim a task: the given one, else the best ready one; exits 5 when none is ready, 9 when taken.
-    #[command(after_help = "Example:\n  koor-cli tasks claim\n  koor-cli tasks claim T-3 --ttl 30m\n  koor-cli tasks claim --label frontend")]
+    #[command(
+        after_help = "Example:\n  koor-cli tasks claim\n  koor-cli tasks claim T-3 --ttl 30m\n  koor-cli tasks claim --label frontend"
+    )]
     Claim {
         /// The task to claim (default: the highest-priority, oldest ready task).
         id: Option<String>,
@@ -123,7 +129,9 @@ pub enum TasksCmd {
     },
 
     /// Give a claimed task back (open again); --force: an operator's put-back, whoever holds it.
-    #[command(after_help = "Example:\n  koor-cli tasks release T-3 --reason 'blocked on review'\n  koor-cli tasks release T-3 --force")]
+    #[command(
+        after_help = "Example:\n  koor-cli tasks release T-3 --reason 'blocked on review'\n  koor-cli tasks release T-3 --force"
+    )]
     Release {
         /// The task id.
         id: String,
@@ -139,7 +147,9 @@ pub enum TasksCmd {
     },
 
     /// Mark a claimed task failed, with the reason (reopen it with the API's PATCH).
-    #[command(after_help = "Example:\n  koor-cli tasks fail T-3 --reason 'tests do not build on CI'")]
+    #[command(
+        after_help = "Example:\n  koor-cli tasks fail T-3 --reason 'tests do not build on CI'"
+    )]
     Fail {
         /// The task id.
         id: String,
@@ -195,9 +205,7 @@ impl TasksArgs {
                 let mut body = match title {
                     Some(title) => {
                         if input.data.is_some() || input.file.is_some() {
-                            return Err(usage(
-                                "give either a TITLE or --data/--file, not both",
-                            ));
+                            return Err(usage("give either a TITLE or --data/--file, not both"));
                         }
                         let mut t = json!({"title": title});
                         if let Some(d) = description {
@@ -307,7 +315,9 @@ impl TasksArgs {
                 let (me, token) = ctx.acting_for(instance)?;
                 let body = match result {
                     // JSON when it parses, else the text as a string.
-                    Some(r) => json!({"result": serde_json::from_str::<Value>(&r).unwrap_or(Value::String(r))}),
+                    Some(r) => {
+                        json!({"result": serde_json::from_str::<Value>(&r).unwrap_or(Value::String(r))})
+                    }
                     None => json!({}),
                 };
                 let task = client

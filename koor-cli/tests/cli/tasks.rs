@@ -34,14 +34,21 @@ async fn a_plan_two_agents_and_the_exit_codes() {
         {"title": "build the UI", "depends_on": ["#0"], "labels": ["frontend"]}
     ]"##;
     let planner = planner.stdin(plan);
-    let created = planner
-        .run(&["tasks", "add"])
-        .await
-        .json();
+    let created = planner.run(&["tasks", "add"]).await.json();
     assert_eq!(ids(&created), ["T-1", "T-2", "T-3"]);
     assert_eq!(created["tasks"][0]["created_by"], planner_id.as_str());
     let one = planner
-        .run(&["tasks", "add", "ship it", "--priority", "-1", "--depends-on", "T-2", "--depends-on", "T-3"])
+        .run(&[
+            "tasks",
+            "add",
+            "ship it",
+            "--priority",
+            "-1",
+            "--depends-on",
+            "T-2",
+            "--depends-on",
+            "T-3",
+        ])
         .await
         .json();
     assert_eq!(one["id"], "T-4");
@@ -49,7 +56,10 @@ async fn a_plan_two_agents_and_the_exit_codes() {
 
     let (alice, alice_id) = agent(&server, "alice").await;
     let (bob, _) = agent(&server, "bob").await;
-    assert_eq!(ids(&alice.run(&["tasks", "list", "--ready"]).await.json()), ["T-1"]);
+    assert_eq!(
+        ids(&alice.run(&["tasks", "list", "--ready"]).await.json()),
+        ["T-1"]
+    );
 
     // Not ready yet: exit 9 naming what it waits for.
     bob.run(&["tasks", "claim", "T-2"])
@@ -65,10 +75,17 @@ async fn a_plan_two_agents_and_the_exit_codes() {
     bob.run(&["tasks", "claim"])
         .await
         .assert_fails(5, "no ready task in shop");
-    bob.run(&["tasks", "done", "T-1"]).await.assert_fails(9, "not by bob");
-    bob.run(&["tasks", "show", "T-99"]).await.assert_fails(5, "task not found");
+    bob.run(&["tasks", "done", "T-1"])
+        .await
+        .assert_fails(9, "not by bob");
+    bob.run(&["tasks", "show", "T-99"])
+        .await
+        .assert_fails(5, "task not found");
 
-    let renewed = alice.run(&["tasks", "renew", "T-1", "--ttl", "10m"]).await.json();
+    let renewed = alice
+        .run(&["tasks", "renew", "T-1", "--ttl", "10m"])
+        .await
+        .json();
     assert_eq!(renewed["claim"]["fence"], got["claim"]["fence"]);
     let mine = alice.run(&["tasks", "list", "--mine"]).await.json();
     assert_eq!(ids(&mine), ["T-1"]);
@@ -80,7 +97,10 @@ async fn a_plan_two_agents_and_the_exit_codes() {
     assert_eq!(done["result"], "schema.sql merged");
 
     // Two ready now; bob takes the frontend one by label, then gives it back.
-    let ui = bob.run(&["tasks", "claim", "--label", "frontend"]).await.json();
+    let ui = bob
+        .run(&["tasks", "claim", "--label", "frontend"])
+        .await
+        .json();
     assert_eq!(ui["id"], "T-3");
     let back = bob
         .run(&["tasks", "release", "T-3", "--reason", "need a designer"])
@@ -118,13 +138,26 @@ async fn a_plan_two_agents_and_the_exit_codes() {
         .json();
     assert_eq!(shown["status"], "cancelled");
     let listed = operator
-        .run(&["tasks", "list", "--status", "failed,cancelled", "--project", "shop"])
+        .run(&[
+            "tasks",
+            "list",
+            "--status",
+            "failed,cancelled",
+            "--project",
+            "shop",
+        ])
         .await
         .json();
     assert_eq!(ids(&listed), ["T-2", "T-4"]);
     // No project anywhere: a usage error.
-    operator.run(&["tasks", "list"]).await.assert_fails(2, "no project");
+    operator
+        .run(&["tasks", "list"])
+        .await
+        .assert_fails(2, "no project");
     // KOOR_PROJECT works too.
     let env = server.cli().env("KOOR_PROJECT", "shop");
-    assert_eq!(ids(&env.run(&["tasks", "list", "--ready"]).await.json()), ["T-3"]);
+    assert_eq!(
+        ids(&env.run(&["tasks", "list", "--ready"]).await.json()),
+        ["T-3"]
+    );
 }

@@ -140,11 +140,7 @@ async fn route(
                 tracing::info!(project = %project, id = %task.id, holder = %req.instance_id, "task claimed");
                 Ok(ok(&task))
             }
-            m => Err(method_not_allowed(
-                &m,
-                "/api/tasks/{project}/claim",
-                "POST",
-            )),
+            m => Err(method_not_allowed(&m, "/api/tasks/{project}/claim", "POST")),
         },
         [project, id] => match method {
             Method::GET | Method::HEAD => {
@@ -176,7 +172,11 @@ async fn route(
                 "GET, PATCH, DELETE",
             )),
         },
-        [project, id, action @ ("renew" | "complete" | "release" | "fail")] => {
+        [
+            project,
+            id,
+            action @ ("renew" | "complete" | "release" | "fail"),
+        ] => {
             if method != Method::POST {
                 return Err(method_not_allowed(
                     &method,

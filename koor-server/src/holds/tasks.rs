@@ -327,7 +327,9 @@ pub async fn create(
 ) -> Result<Vec<Task>> {
     check_project(project)?;
     if items.is_empty() {
-        return Err(invalid("no tasks given: send one task or a non-empty array"));
+        return Err(invalid(
+            "no tasks given: send one task or a non-empty array",
+        ));
     }
     if items.len() > MAX_BATCH {
         return Err(invalid("too many tasks in one call (at most 1000)"));
@@ -641,13 +643,14 @@ pub async fn claim(
                     row
                 }
                 None => {
-                    let num = rows::best_ready(tx.conn(), &project, label.as_deref())?
-                        .ok_or_else(|| {
+                    let num = rows::best_ready(tx.conn(), &project, label.as_deref())?.ok_or_else(
+                        || {
                             StoreError::NotFound(match &label {
                                 Some(l) => format!("no ready task in {project} with label {l}"),
                                 None => format!("no ready task in {project}"),
                             })
-                        })?;
+                        },
+                    )?;
                     rows::get(tx.conn(), &project, num)?
                         .ok_or_else(|| not_found(&project, &task_id(num)))?
                 }
@@ -683,12 +686,7 @@ pub async fn claim(
 
 /// The claim on task `id` held by `instance`: 404 for no task, 409 when it is not claimed or
 /// another instance holds it.
-fn holders_claim(
-    tx: &Tx<'_>,
-    project: &str,
-    id: &str,
-    who: &Holder,
-) -> Result<(TaskRow, Hold)> {
+fn holders_claim(tx: &Tx<'_>, project: &str, id: &str, who: &Holder) -> Result<(TaskRow, Hold)> {
     let row = row_of(tx.conn(), project, id)?;
     let id = task_id(row.num);
     let Some(h) = claim_of(tx.conn(), project, row.num)? else {
@@ -830,12 +828,7 @@ pub async fn finish(
 
 /// An operator puts a claimed task back to open whoever holds it (the forced end of its hold:
 /// `koor.task.reclaimed`, attempts + 1).
-pub async fn force_release(
-    holds: &Holds,
-    store: &Store,
-    project: &str,
-    id: &str,
-) -> Result<Task> {
+pub async fn force_release(holds: &Holds, store: &Store, project: &str, id: &str) -> Result<Task> {
     check_project(project)?;
     let (holds, project, id) = (holds.clone(), project.to_owned(), id.to_owned());
     store
@@ -844,7 +837,11 @@ pub async fn force_release(
             let row = row_of(tx.conn(), &project, &id)?;
             let Some(h) = claim_of(tx.conn(), &project, row.num)? else {
                 return Err(conflict(
-                    format!("task {} is not claimed (it is {})", task_id(row.num), row.status),
+                    format!(
+                        "task {} is not claimed (it is {})",
+                        task_id(row.num),
+                        row.status
+                    ),
                     json!({"status": row.status}),
                 ));
             };
@@ -867,7 +864,10 @@ pub async fn cancel(holds: &Holds, store: &Store, project: &str, id: &str) -> Re
                 CANCELLED => return load(tx.conn(), &project, row.num),
                 DONE => {
                     return Err(conflict(
-                        format!("task {} is done: a done task cannot be cancelled", task_id(row.num)),
+                        format!(
+                            "task {} is done: a done task cannot be cancelled",
+                            task_id(row.num)
+                        ),
                         json!({"status": row.status}),
                     ));
                 }

@@ -171,9 +171,8 @@ pub fn deps(conn: &Connection, project: &str, num: i64) -> Result<Vec<i64>> {
 
 /// Every dependency of a project: (task, dep), by task then dep.
 pub fn deps_of_project(conn: &Connection, project: &str) -> Result<Vec<(i64, i64)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT task, dep FROM task_deps WHERE project = ?1 ORDER BY task, dep",
-    )?;
+    let mut stmt = conn
+        .prepare_cached("SELECT task, dep FROM task_deps WHERE project = ?1 ORDER BY task, dep")?;
     let rows = stmt.query_map([project], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
