@@ -142,7 +142,8 @@ pub fn status(conn: &Connection, project: &str, num: i64) -> Result<Option<Strin
 
 /// The best ready task: open, every dependency done, highest priority first, then oldest; with
 /// `label`, only tasks carrying it. Call inside a write job after expiring due holds, so that
-/// `claimed` rows are the live claims.
+/// `claimed` rows are the live claims. `CROSS JOIN` keeps SQLite walking from this task's few
+/// dependency rows to their tasks (left to itself it scanned the whole board per candidate).
 pub fn best_ready(conn: &Connection, project: &str, label: Option<&str>) -> Result<Option<i64>> {
     Ok(conn
         .prepare_cached(
@@ -150,9 +151,9 @@ pub fn best_ready(conn: &Connection, project: &str, label: Option<&str>) -> Resu
              WHERE t.project = ?1 AND t.status = 'open'
                AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(t.labels) l WHERE l.value = ?2))
                AND NOT EXISTS (
-                   SELECT 1 FROM task_deps d
-                   JOIN tasks u ON u.project = d.project AND u.num = d.dep
-                   WHERE d.project = t.project AND d.task = t.num AND u.status != 'done')
+                   SELECT 1 FROM task_deps d CROSS JOIN tasks u
+                   WHERE d.project = t.project AND d.task = t.num
+                     AND u.project = d.project AND u.num = d.dep AND u.status != 'done')
              ORDER BY t.priority DESC, t.num
              LIMIT 1",
         )?
