@@ -102,7 +102,10 @@ pub fn file_in(dir: &Path) -> PathBuf {
 
 /// The nearest identity file at or above `start`, as git finds `.git`.
 pub fn find(start: &Path) -> Option<PathBuf> {
-    start.ancestors().map(file_in).find(|path| path.is_file())
+    start
+        .ancestors()
+        .map(file_in)
+        .find(|path| path.is_file())
 }
 
 /// Where `register` saves by default: the top of the git repository holding `cwd` (the nearest
@@ -120,10 +123,11 @@ pub fn read(path: &Path) -> Result<Identity, IdentityError> {
         path: path.to_owned(),
         source,
     })?;
-    let identity: Identity = serde_json::from_str(&text).map_err(|e| IdentityError::Parse {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let identity: Identity =
+        serde_json::from_str(&text).map_err(|e| IdentityError::Parse {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
     if identity.id.trim().is_empty() {
         return Err(IdentityError::Parse {
             path: path.to_owned(),
@@ -154,11 +158,8 @@ pub fn prepare(dir: &Path) -> Result<PathBuf, IdentityError> {
     fs::create_dir_all(&koor).map_err(write_err(&koor))?;
     let ignore = koor.join(".gitignore");
     if !ignore.exists() {
-        fs::write(
-            &ignore,
-            "# written by koor-cli register: the instance token stays out of git\n*\n",
-        )
-        .map_err(write_err(&ignore))?;
+        fs::write(&ignore, "# written by koor-cli register: the instance token stays out of git\n*\n")
+            .map_err(write_err(&ignore))?;
     }
     Ok(koor.join(FILE))
 }
@@ -289,7 +290,10 @@ mod tests {
         // a worktree's .git is a file
         fs::create_dir_all(dir.path().join("wt/x")).expect("mkdir");
         fs::write(dir.path().join("wt/.git"), "gitdir: elsewhere\n").expect("git file");
-        assert_eq!(default_dir(&dir.path().join("wt/x")), dir.path().join("wt"));
+        assert_eq!(
+            default_dir(&dir.path().join("wt/x")),
+            dir.path().join("wt")
+        );
     }
 
     #[test]
@@ -298,9 +302,7 @@ mod tests {
         assert_eq!(resolve(dir.path(), None, None).expect("resolve"), None);
         let path = write(dir.path(), &identity("i1")).expect("write");
 
-        let me = resolve(dir.path(), None, None)
-            .expect("resolve")
-            .expect("some");
+        let me = resolve(dir.path(), None, None).expect("resolve").expect("some");
         assert_eq!(me.id, "i1");
         assert_eq!(me.token.as_deref(), Some("token-of-i1"));
         assert_eq!(me.source, IdSource::File(path.clone()));

@@ -123,10 +123,7 @@ impl RegisterArgs {
             return Ok(None);
         }
         let token = Some(saved.token.as_str()).filter(|t| !t.is_empty());
-        match client
-            .instance_action_as(&saved.id, "heartbeat", token)
-            .await
-        {
+        match client.instance_action_as(&saved.id, "heartbeat", token).await {
             Ok(_) => {}
             // gone (deregistered, another data dir) or not ours: register anew
             Err(e) if matches!(e.status(), Some(400 | 403 | 404)) => return Ok(None),

@@ -157,14 +157,17 @@ async fn koor_instance_overrides_the_file_and_activate_needs_an_instance() {
     cli.run(&["whoami"]).await.assert_fails(2, "KOOR_INSTANCE");
 
     let mine = id_of(&cli.run(&["register", "claude"]).await.json());
-    let other = id_of(&server.cli().run(&["register", "cursor"]).await.json());
+    let other = id_of(
+        &server
+            .cli()
+            .run(&["register", "cursor"])
+            .await
+            .json(),
+    );
 
     let env = server.cli().env("KOOR_INSTANCE", &other);
     assert_eq!(env.run(&["whoami"]).await.json()["id"], other.as_str());
-    assert_eq!(
-        env.run(&["whoami"]).await.json()["source"],
-        "env KOOR_INSTANCE"
-    );
+    assert_eq!(env.run(&["whoami"]).await.json()["source"], "env KOOR_INSTANCE");
     assert_eq!(
         env.run(&["activate"]).await.json(),
         json!({"id": other, "status": "active"})
