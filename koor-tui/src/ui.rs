@@ -149,7 +149,10 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
             "{}{shown_short}ev {events} keys {keys} inst {instances} stale {stale} ",
             hooks(false)
         ),
-        format!("{}{shown_short}inst {instances} stale {stale} ", hooks(false)),
+        format!(
+            "{}{shown_short}inst {instances} stale {stale} ",
+            hooks(false)
+        ),
         hooks(false),
     ];
     let server = app.server.as_str();
