@@ -24,11 +24,13 @@ pub const TOOLS: &[&str] = &[
     "discover_instances",
     "get_endpoints",
     "lock",
+    "messages",
     "propose_rule",
     "register_instance",
     "reserve",
     "set_intent",
     "tasks",
+    "wait_events",
 ];
 
 pub async fn connect(s: &Server) -> Client {

@@ -264,3 +264,107 @@ async fn tasks_tool_lists_ready_claims_and_completes() {
     let e = err_text(&call(&c, "tasks", json!({"action": "fail", "project": "shop", "id": "T-2", "instance_id": a["instance_id"]})).await);
     assert!(e.contains("reason is required"), "{e}");
 }
+
+#[tokio::test]
+async fn messages_and_waits_over_mcp() {
+    let s = Server::start().await;
+    let c = connect(&s).await;
+    let a = ok_json(&call(&c, "register_instance", json!({"name": "asker"})).await);
+    let b = ok_json(&call(&c, "register_instance", json!({"name": "answerer"})).await);
+    let sent = ok_json(
+        &call(&c, "messages", json!({"action": "send", "instance_id": a["instance_id"], "to": ["answerer"],
+                                    "subject": "which API version?", "body": "{\"endpoint\":\"/users\"}", "ack": true})).await,
+    );
+    let id = sent["id"].as_i64().expect("message id");
+    // A second message, read at once, so the inbox has one read and one unread.
+    let later = ok_json(
+        &call(&c, "messages", json!({"action": "send", "instance_id": a["instance_id"], "to": [b["instance_id"]], "subject": "ping"})).await,
+    );
+    ok_json(
+        &call(
+            &c,
+            "messages",
+            json!({"action": "read", "instance_id": b["instance_id"], "message_id": later["id"]}),
+        )
+        .await,
+    );
+    let inbox = ok_json(
+        &call(
+            &c,
+            "messages",
+            json!({"action": "inbox", "instance_id": b["instance_id"]}),
+        )
+        .await,
+    );
+    let list = inbox["messages"].as_array().expect("messages");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["id"], id, "unread first: {inbox}");
+    assert_eq!(
+        list[0]["body"],
+        json!({"endpoint": "/users"}),
+        "JSON body kept as JSON"
+    );
+    ok_json(
+        &call(
+            &c,
+            "messages",
+            json!({"action": "ack", "instance_id": b["instance_id"], "message_id": id}),
+        )
+        .await,
+    );
+
+    // The asker waits for the answer; the answer wakes it.
+    let waiting = {
+        let c2 = connect(&s).await;
+        let me = a["instance_id"].clone();
+        tokio::spawn(async move {
+            let r = call(
+                &c2,
+                "messages",
+                json!({"action": "inbox", "instance_id": me, "unread": true, "wait_s": 20}),
+            )
+            .await;
+            ok_json(&r)
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    ok_json(
+        &call(&c, "messages", json!({"action": "send", "instance_id": b["instance_id"], "to": ["asker"],
+                                    "subject": "re: which API version?", "body": "v3", "thread_id": id})).await,
+    );
+    let woke = waiting.await.expect("waiter");
+    assert_eq!(woke["messages"][0]["subject"], "re: which API version?");
+    assert_eq!(woke["messages"][0]["thread_id"], id);
+    let thread = ok_json(
+        &call(
+            &c,
+            "messages",
+            json!({"action": "thread", "instance_id": a["instance_id"], "thread_id": id}),
+        )
+        .await,
+    );
+    assert_eq!(thread["messages"].as_array().map(Vec::len), Some(2));
+
+    // wait_events: nothing within the timeout is [], a matching publish wakes it.
+    let empty = ok_json(
+        &call(
+            &c,
+            "wait_events",
+            json!({"pattern": "build.*", "timeout_s": 1}),
+        )
+        .await,
+    );
+    assert_eq!(empty["count"], 0);
+    let since = crate::harness::publish(&s, "build.started", json!({"n": 1})).await;
+    let got = ok_json(
+        &call(
+            &c,
+            "wait_events",
+            json!({"pattern": "build.*", "since": since - 1, "timeout_s": 5}),
+        )
+        .await,
+    );
+    assert_eq!(got["events"][0]["topic"], "build.started");
+    let bad = err_text(&call(&c, "wait_events", json!({"pattern": "x", "timeout_s": 500})).await);
+    assert!(bad.contains("out of range"), "{bad}");
+}

@@ -152,7 +152,7 @@ fn list_limit(q: &Query) -> Result<Option<usize>, ApiError> {
     }
 }
 
-async fn send(app: App, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub(crate) async fn send(app: App, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let req: SendBody = json_body(&body, None)?;
     if req.from.trim().is_empty() {
         return Err(ApiError::bad_request(
@@ -244,7 +244,7 @@ async fn inbox_route(
 
 /// `GET /api/instances/{id}/inbox`: oldest first, with filters; `wait=` blocks until at least one
 /// message matches (or the wait ends: then the empty listing). Never marks anything read.
-async fn inbox(app: App, id: String, q: Query) -> Result<Response, ApiError> {
+pub(crate) async fn inbox(app: App, id: String, q: Query) -> Result<Response, ApiError> {
     let flag = |name: &str| matches!(q.get(name), Some("1" | "true" | "yes"));
     let since = q.int("since")?.unwrap_or(0);
     let thread_id = match q.get("thread_id").filter(|t| !t.trim().is_empty()) {

@@ -91,7 +91,7 @@ pub async fn sleep(waiting: &Waiting, deadline: Instant, app: &App) -> Ended {
 /// `GET /api/events/wait?pattern=P&since=ID&timeout=30s&last=N`: the matching events after
 /// `since` (oldest first, at most `last`) as soon as there is one, else `[]` at the timeout.
 /// Without `since`, only events newer than the request.
-async fn events_wait(app: App, q: Query) -> Result<Response, ApiError> {
+pub(crate) async fn events_wait(app: App, q: Query) -> Result<Response, ApiError> {
     let timeout = duration_param(&q, "timeout", MAX_WAIT)?.unwrap_or(DEFAULT_TIMEOUT);
     let last = match q.int("last")? {
         None => DEFAULT_LAST,

@@ -170,7 +170,7 @@ pub fn discover(app: &App, args: Args) -> Value {
 }
 
 pub async fn set_intent(app: &App, headers: &HeaderMap, args: Args) -> Result<Value, String> {
-    let id = acting_for(app, headers, &args)?;
+    let (id, _) = acting_for(app, headers, &args)?;
     let intent = args.text("intent");
     let i = app
         .instances

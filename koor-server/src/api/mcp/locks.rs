@@ -37,7 +37,7 @@ pub async fn call(app: &App, headers: &HeaderMap, args: Args) -> Result<Value, S
     let name = args
         .opt("name")
         .ok_or_else(|| format!("lock {action}: name is required"))?;
-    let id = acting_for(app, headers, &args)?;
+    let (id, _) = acting_for(app, headers, &args)?;
     match action.as_str() {
         "acquire" => {
             let ttl = holds::parse_ttl(args.raw("ttl"), app.holds.default_ttl())

@@ -18,13 +18,14 @@
 //!
 //! This file is the transport and the tool registry. [`args`] checks arguments against a tool's
 //! schema; each tool group is a file with its schemas and handlers: [`agents`] (register,
-//! discover, intent), [`endpoints`], [`rules`], [`locks`], [`reserve`], [`tasks`]. Coordination tools take an `action`
+//! discover, intent), [`endpoints`], [`rules`], [`locks`], [`reserve`], [`tasks`], [`messages`] (and `wait_events`). Coordination tools take an `action`
 //! argument, so a few tools cover a whole kind and `tools/list` stays small (under 8 KB).
 
 mod agents;
 mod args;
 mod endpoints;
 mod locks;
+mod messages;
 mod reserve;
 mod rules;
 mod tasks;
@@ -258,6 +259,8 @@ static TOOLS: LazyLock<Value> = LazyLock::new(|| {
         locks::spec(),
         reserve::spec(),
         tasks::spec(),
+        messages::messages_spec(),
+        messages::wait_spec(),
     ])
 });
 
@@ -306,6 +309,8 @@ async fn call(app: &App, headers: &HeaderMap, params: &Value) -> Result<Value, S
             "lock" => locks::call(app, headers, args).await,
             "reserve" => reserve::call(app, headers, args).await,
             "tasks" => tasks::call(app, headers, args).await,
+            "messages" => messages::messages(app, headers, args).await,
+            "wait_events" => messages::wait_events(app, args).await,
             other => Err(format!("unknown tool: {other}")),
         },
         Err(message) => Err(message),
@@ -339,7 +344,7 @@ fn store_message(e: StoreError) -> String {
 
 /// The instance a coordination tool acts for: its `instance_id` argument, checked against the
 /// `token` argument or the `X-Koor-Instance-Token` header as REST checks it.
-fn acting_for(app: &App, headers: &HeaderMap, args: &Args) -> Result<String, String> {
+fn acting_for(app: &App, headers: &HeaderMap, args: &Args) -> Result<(String, HeaderMap), String> {
     let id = args.opt("instance_id").ok_or(
         "instance_id is required: your instance_id from register_instance (register first)",
     )?;
@@ -355,7 +360,7 @@ fn acting_for(app: &App, headers: &HeaderMap, args: &Args) -> Result<String, Str
         }
         other => other.to_string(),
     })?;
-    Ok(id)
+    Ok((id, headers))
 }
 
 #[cfg(test)]

@@ -50,7 +50,7 @@ pub async fn call(app: &App, headers: &HeaderMap, args: Args) -> Result<Value, S
             Ok(serde_json::to_value(report).unwrap_or_default())
         }
         "reserve" => {
-            let me = acting_for(app, headers, &args)?;
+            let (me, _) = acting_for(app, headers, &args)?;
             let project = project.ok_or("reserve: project is required")?;
             if paths.is_empty() {
                 return Err(
@@ -75,7 +75,7 @@ pub async fn call(app: &App, headers: &HeaderMap, args: Args) -> Result<Value, S
             )
         }
         "release" => {
-            let me = acting_for(app, headers, &args)?;
+            let (me, _) = acting_for(app, headers, &args)?;
             let released =
                 reservations::release_all(&app.holds, &app.store, &me, project.as_deref(), &paths)
                     .await

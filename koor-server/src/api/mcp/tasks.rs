@@ -41,7 +41,7 @@ pub async fn call(app: &App, headers: &HeaderMap, args: Args) -> Result<Value, S
             .map_err(store_message)?;
         return Ok(json!({"project": project, "count": list.len(), "tasks": list}));
     }
-    let me = acting_for(app, headers, &args)?;
+    let (me, _) = acting_for(app, headers, &args)?;
     let id = args.opt("id");
     let need_id = || {
         id.clone()
