@@ -587,10 +587,12 @@ fn on_event(app: &mut App, ev: Event, cmds: &mut Vec<Command>) {
                         *app.instances.unread.entry(id.to_owned()).or_insert(0) += 1;
                     }
                 }
-                app.work.on_event(&ev.topic, d, &ev.created_at, ev.id, now, cmds);
+                app.work
+                    .on_event(&ev.topic, d, &ev.created_at, ev.id, now, cmds);
             }
             topic => {
-                app.work.on_event(topic, d, &ev.created_at, ev.id, now, cmds);
+                app.work
+                    .on_event(topic, d, &ev.created_at, ev.id, now, cmds);
             }
         }
     }

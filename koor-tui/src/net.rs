@@ -19,9 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use koor_shared::client::{
-    Client, ClientError, Frame, HistoryQuery, InstanceFilter, encode_query,
-};
+use koor_shared::client::{Client, ClientError, Frame, HistoryQuery, InstanceFilter, encode_query};
 use koor_shared::types::{Event, LogRecord, RegisterRequest};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -199,11 +197,8 @@ impl EventWatch {
             .await?;
         }
         // the rest of the Work view, read after the same id (each may be missing: 404)
-        let (boards, reservations, messages) = tokio::join!(
-            boards(client),
-            reservations(client),
-            messages(client)
-        );
+        let (boards, reservations, messages) =
+            tokio::join!(boards(client), reservations(client), messages(client));
         if let Some(projects) = boards {
             send(tx, Net::Boards(projects)).await?;
         }
@@ -479,7 +474,9 @@ impl Operator {
     pub async fn heartbeat(&self, client: &Client) {
         let me = self.me.lock().await.clone();
         if let Some((id, token)) = me {
-            let _ = client.instance_action_as(&id, "heartbeat", Some(&token)).await;
+            let _ = client
+                .instance_action_as(&id, "heartbeat", Some(&token))
+                .await;
         }
     }
 

@@ -249,15 +249,12 @@ fn draw_footer(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     } else {
         view_keys(app)
     };
-    let always: Vec<KeyHelp> = if app.confirm.is_none()
-        && app.compose.is_none()
-        && !app.help
-        && !filter_editing(app)
-    {
-        vec![("Tab", "view"), ("?", "help"), ("q", "quit")]
-    } else {
-        Vec::new()
-    };
+    let always: Vec<KeyHelp> =
+        if app.confirm.is_none() && app.compose.is_none() && !app.help && !filter_editing(app) {
+            vec![("Tab", "view"), ("?", "help"), ("q", "quit")]
+        } else {
+            Vec::new()
+        };
     // the view's keys as far as they fit, then the global ones
     let width = |(k, what): &KeyHelp| k.chars().count() + what.chars().count() + 3;
     let mut room =
@@ -350,7 +347,11 @@ fn draw_compose(compose: &Compose, f: &mut Frame, area: Rect, theme: &Theme) {
         Line::from(spans)
     };
     let mut lines = vec![
-        field("Subject ", &compose.subject, compose.field == Field::Subject),
+        field(
+            "Subject ",
+            &compose.subject,
+            compose.field == Field::Subject,
+        ),
         field("Body    ", &compose.body, compose.field == Field::Body),
         Line::default(),
     ];

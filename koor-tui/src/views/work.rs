@@ -12,6 +12,8 @@
 
 pub mod messages;
 pub mod reservations;
+#[cfg(test)]
+mod section_tests;
 pub mod tasks;
 
 use crossterm::event::{KeyCode, KeyEvent};
@@ -248,10 +250,9 @@ impl WorkView {
         match self.section {
             Section::Locks => self.locks.render(f, area, theme, focused, now_ms, title),
             Section::Tasks => self.tasks.render(f, area, theme, focused, now_ms, title),
-            Section::Reservations => {
-                self.reservations
-                    .render(f, area, theme, focused, now_ms, title)
-            }
+            Section::Reservations => self
+                .reservations
+                .render(f, area, theme, focused, now_ms, title),
             Section::Messages => self.messages.render(f, area, theme, focused, now_ms, title),
         }
     }
@@ -837,7 +838,7 @@ mod tests {
         let lines = draw(&app, 80, 24);
         let want = [
             "  1 Events   2 State   3 Instances   4 Logs   5 Work                            ",
-            " Work · Locks 2 ────────────────────────────────────────────────────────────────",
+            " Work · Locks 2 · Tasks 0 · Reservations 0 · Messages 0 ────────────────────────",
             "NAME                                        HOLDER         FENCE   HELD  LEFT   ",
             "db-migrations                               cursor         9       10s   20s    ",
             "deploy/prod                                 claude         7       10s   4m     ",

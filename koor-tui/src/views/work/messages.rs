@@ -222,7 +222,11 @@ impl MessagesSection {
             m.created_at,
             format::age(&m.created_at, now_ms),
             m.subject,
-            if m.ack_required { "asked for" } else { "not asked" },
+            if m.ack_required {
+                "asked for"
+            } else {
+                "not asked"
+            },
         );
         for r in &m.to {
             out.push_str(&format!(
@@ -238,7 +242,11 @@ impl MessagesSection {
             ));
         }
         out.push('\n');
-        out.push_str(if m.body.is_empty() { "(no body)" } else { &m.body });
+        out.push_str(if m.body.is_empty() {
+            "(no body)"
+        } else {
+            &m.body
+        });
         out.push('\n');
         Some(out)
     }
@@ -345,7 +353,11 @@ impl MessagesSection {
                 theme.warn()
             };
             let ack = m.ack_mark();
-            let ack_style = if ack == "✓" { theme.good() } else { theme.bad() };
+            let ack_style = if ack == "✓" {
+                theme.good()
+            } else {
+                theme.bad()
+            };
             Row::new(vec![
                 Cell::from(Span::styled(
                     format::clock(&m.created_at).to_owned(),
@@ -409,7 +421,10 @@ mod tests {
         s.set_list(MessageRow::list(&listing));
         let ids: Vec<i64> = s.list.iter().map(|m| m.id).collect();
         assert_eq!(ids, [2, 1], "newest first");
-        assert_eq!((s.list[0].read_mark().as_str(), s.list[0].ack_mark()), ("✓", "✓"));
+        assert_eq!(
+            (s.list[0].read_mark().as_str(), s.list[0].ack_mark()),
+            ("✓", "✓")
+        );
         assert_eq!(s.list[1].read_mark(), "1/2");
         assert!(s.list[0].body.contains("\"users\""));
         // an event for a message already listed changes nothing

@@ -201,7 +201,11 @@ impl ReservationsSection {
         let expires = if r.expires_at.is_empty() {
             "…".to_owned()
         } else {
-            format!("{} ({} left)", r.expires_at, left_text(&r.expires_at, now_ms))
+            format!(
+                "{} ({} left)",
+                r.expires_at,
+                left_text(&r.expires_at, now_ms)
+            )
         };
         Some(format!(
             "id         {}\nproject    {}\npath       {}\nmode       {}\nholder     {}\nholder id  {}\nreason     {}\nfence      {}\ncreated    {}\nexpires    {}\n",
@@ -309,7 +313,14 @@ impl ReservationsSection {
                 .as_ref()
                 .map(|d| d.1.clone())
                 .unwrap_or_default();
-            draw_pager(f, area, theme, " Reservation · Esc back ".into(), &text, &pager);
+            draw_pager(
+                f,
+                area,
+                theme,
+                " Reservation · Esc back ".into(),
+                &text,
+                &pager,
+            );
             return;
         }
         let rows = self.visible();
@@ -386,7 +397,10 @@ mod tests {
 
         // r3 granted (event 11: no expiry yet), r1 released (event 12)
         let mut granted = res("r3", "README.md", 11);
-        granted.as_object_mut().expect("object").remove("expires_at");
+        granted
+            .as_object_mut()
+            .expect("object")
+            .remove("expires_at");
         s.on_event("granted", &granted, 1);
         assert!(s.dirty);
         s.on_event("released", &res("r1", "src/a/**", 3), 2);

@@ -192,7 +192,8 @@ impl TasksSection {
         }
         // tasks created by an event the read predates
         for old in &self.list {
-            if self.touched.iter().any(|(id, _)| *id == old.id) && !next.iter().any(|t| t.id == old.id)
+            if self.touched.iter().any(|(id, _)| *id == old.id)
+                && !next.iter().any(|t| t.id == old.id)
             {
                 next.push(old.clone());
             }
@@ -426,9 +427,12 @@ impl TasksSection {
         keys
     }
 
-    /// The tab label: `Tasks 5`.
+    /// The tab label: `Tasks web 5` (the project, and its number of tasks).
     pub fn label(&self) -> String {
-        format!("Tasks {}", self.list.len())
+        match &self.project {
+            Some(p) => format!("Tasks {p} {}", self.list.len()),
+            None => "Tasks 0".into(),
+        }
     }
 
     pub fn render(
@@ -452,9 +456,6 @@ impl TasksSection {
         let rows = self.visible();
         let ids: Vec<String> = rows.iter().map(|t| t.id.clone()).collect();
         let selected = self.cursor.resolve(&ids);
-        if let Some(p) = &self.project {
-            title.push(Span::styled(format!("{p} "), theme.accent()));
-        }
         title.extend(filter_title(&self.filter, theme));
         // the selected task's dependencies on the last row
         let deps = selected.and_then(|i| {
@@ -564,7 +565,10 @@ mod tests {
             {"bad": "no id"}
         ]});
         let mut s = TasksSection::default();
-        assert_eq!(s.learn(["web".to_owned()]), Some(Command::RefreshTasks("web".into())));
+        assert_eq!(
+            s.learn(["web".to_owned()]),
+            Some(Command::RefreshTasks("web".into()))
+        );
         s.set_list("web", TaskRow::list(&board), 10);
         let ids: Vec<&str> = s.list.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(ids, ["T-2", "T-3", "T-1"], "claimed, blocked, done");
@@ -581,15 +585,28 @@ mod tests {
         );
         assert!(s.dirty);
         s.set_list("web", TaskRow::list(&board), 11);
-        assert_eq!(s.list.iter().find(|t| t.id == "T-2").map(|t| t.status.as_str()), Some("done"));
+        assert_eq!(
+            s.list
+                .iter()
+                .find(|t| t.id == "T-2")
+                .map(|t| t.status.as_str()),
+            Some("done")
+        );
         // a read that reflects the event replaces it
         s.set_list("web", TaskRow::list(&board), 12);
         assert_eq!(
-            s.list.iter().find(|t| t.id == "T-2").map(|t| t.status.as_str()),
+            s.list
+                .iter()
+                .find(|t| t.id == "T-2")
+                .map(|t| t.status.as_str()),
             Some("claimed")
         );
         // another project's events teach its name but leave the board alone
-        s.on_event("created", &json!({"project": "api", "id": "T-1", "status": "open"}), 13);
+        s.on_event(
+            "created",
+            &json!({"project": "api", "id": "T-1", "status": "open"}),
+            13,
+        );
         assert_eq!(s.list.len(), 3);
         assert_eq!(s.next_project(), Some(Command::RefreshTasks("api".into())));
         assert!(s.list.is_empty());
