@@ -161,7 +161,7 @@ impl MessagesSection {
             }
             None => {
                 self.list.push(m);
-                self.list.sort_by(|a, b| b.id.cmp(&a.id));
+                self.list.sort_by_key(|m| std::cmp::Reverse(m.id));
                 self.list.truncate(KEEP);
             }
         }
