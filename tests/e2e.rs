@@ -18,6 +18,8 @@ mod logs;
 mod instances;
 // Locks over the hold model: races, expiry, keepalive, deregistration, fences, waits, tokens.
 mod locks;
+// File reservations: overlap, all or nothing, normalised paths, check, expiry, deregistration.
+mod reservations;
 // The MCP endpoint: the rmcp client, raw-HTTP transport rules, restarts.
 mod mcp;
 // MCP for coordination: resuming an identity, the lock tool, strict argument types, limits.

@@ -17,8 +17,8 @@ use crate::error::ErrorBody;
 use crate::rules::{Rule, RuleList, RuleStatus, RulesSet, ValidateRequest, Validation};
 use crate::types::{
     Deleted, Event, Health, Instance, Lock, LockList, LogRecord, Metrics, PublishRequest,
-    RegisterRequest, Registered, Rollback, SpecList, SpecWrite, StateDiff, StateHistory,
-    StateSummary, StateWrite,
+    RegisterRequest, Registered, Reservation, ReservationCheck, ReservationList, Rollback,
+    SpecList, SpecWrite, StateDiff, StateHistory, StateSummary, StateWrite,
 };
 
 /// Characters escaped in a key: everything but unreserved characters and `/`.
@@ -141,6 +141,19 @@ impl HistoryQuery {
         }
         join_query(&parts)
     }
+}
+
+/// (ext) `POST /api/reservations` body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReserveRequest {
+    pub instance_id: String,
+    pub project: String,
+    pub paths: Vec<String>,
+    pub exclusive: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Filters of `GET /api/instances`.
@@ -586,6 +599,129 @@ impl Client {
         let path = format!("/api/locks/{}{}", encode_key(name), join_query(&parts));
         let rb = self.request(Method::DELETE, &path);
         self.json(with_instance_token(rb, instance_token)).await
+    }
+
+    // ----- file reservations (ext) -----
+
+    /// `GET /api/reservations`: the live ones, filtered by `project`, `instance_id`, and `path`
+    /// (a file: the reservations that cover it).
+    pub async fn reservations(
+        &self,
+        project: Option<&str>,
+        instance_id: Option<&str>,
+        path: Option<&str>,
+    ) -> Result<ReservationList, ClientError> {
+        let parts: Vec<String> = [
+            ("project", project),
+            ("instance_id", instance_id),
+            ("path", path),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| v.map(|v| format!("{name}={}", encode_query(v))))
+        .collect();
+        self.get(&format!("/api/reservations{}", join_query(&parts)))
+            .await
+    }
+
+    /// `POST /api/reservations`: reserves every path or none (409 listing the conflicts).
+    /// Reserving a path again renews it.
+    pub async fn reserve(
+        &self,
+        req: &ReserveRequest,
+        instance_token: Option<&str>,
+    ) -> Result<ReservationList, ClientError> {
+        let rb = self.request(Method::POST, "/api/reservations").json(req);
+        self.json(with_instance_token(rb, instance_token)).await
+    }
+
+    /// `POST /api/reservations/check`: which of `files` another instance holds (exclusively,
+    /// or at all with `exclusive`). Read-only.
+    pub async fn reservation_check(
+        &self,
+        project: &str,
+        files: &[String],
+        instance_id: Option<&str>,
+        exclusive: bool,
+    ) -> Result<ReservationCheck, ClientError> {
+        let mut body = serde_json::json!({"project": project, "paths": files});
+        if let Some(id) = instance_id {
+            body["instance_id"] = id.into();
+        }
+        if exclusive {
+            body["exclusive"] = true.into();
+        }
+        self.post("/api/reservations/check", &body).await
+    }
+
+    /// `POST /api/reservations/{id}/renew`: a new expiry (now + `ttl`, else its own TTL).
+    pub async fn reservation_renew(
+        &self,
+        id: &str,
+        instance_id: &str,
+        ttl: Option<&str>,
+        instance_token: Option<&str>,
+    ) -> Result<Reservation, ClientError> {
+        let mut body = serde_json::json!({ "instance_id": instance_id });
+        if let Some(t) = ttl {
+            body["ttl"] = t.into();
+        }
+        let rb = self
+            .request(
+                Method::POST,
+                &format!("/api/reservations/{}/renew", encode_query(id)),
+            )
+            .json(&body);
+        self.json(with_instance_token(rb, instance_token)).await
+    }
+
+    /// `DELETE /api/reservations/{id}`: by its holder `instance_id`, or with `force`. Answers
+    /// `{"released":[reservation]}`.
+    pub async fn reservation_release(
+        &self,
+        id: &str,
+        instance_id: Option<&str>,
+        force: bool,
+        instance_token: Option<&str>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut parts = Vec::new();
+        if let Some(i) = instance_id {
+            parts.push(format!("instance_id={}", encode_query(i)));
+        }
+        if force {
+            parts.push("force=1".to_owned());
+        }
+        let path = format!(
+            "/api/reservations/{}{}",
+            encode_query(id),
+            join_query(&parts)
+        );
+        let rb = self.request(Method::DELETE, &path);
+        self.json(with_instance_token(rb, instance_token)).await
+    }
+
+    /// `DELETE /api/reservations?instance_id=ID[&project=P][&path=F...]`: releases the
+    /// instance's reservations (only those on `paths` when any). Answers `{"released":[..]}`.
+    pub async fn reservations_release(
+        &self,
+        instance_id: &str,
+        project: Option<&str>,
+        paths: &[String],
+        instance_token: Option<&str>,
+    ) -> Result<ReservationList, ClientError> {
+        let mut parts = vec![format!("instance_id={}", encode_query(instance_id))];
+        if let Some(p) = project {
+            parts.push(format!("project={}", encode_query(p)));
+        }
+        for p in paths {
+            parts.push(format!("path={}", encode_query(p)));
+        }
+        let rb = self.request(
+            Method::DELETE,
+            &format!("/api/reservations{}", join_query(&parts)),
+        );
+        let answer: serde_json::Value = self.json(with_instance_token(rb, instance_token)).await?;
+        serde_json::from_value(serde_json::json!({"reservations": answer["released"]}))
+            .map_err(|e| ClientError::Protocol(format!("unexpected answer from the server: {e}")))
     }
 
     // ----- validation rules -----

@@ -10,6 +10,7 @@
 //! - [`time`]: RFC 3339 timestamps and the `3h24m10s` uptime format.
 //! - [`config`]: client configuration resolution (env > workspace file > user file > default).
 //! - [`identity`]: (ext) the agent identity file `.koor/instance.json` and `KOOR_INSTANCE`.
+//! - [`paths`]: (ext) project paths of file reservations: normalisation, globs, overlap.
 //! - [`client`]: an HTTP + WebSocket client for the API.
 
 pub mod client;
@@ -17,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod etag;
 pub mod identity;
+pub mod paths;
 pub mod rules;
 pub mod time;
 pub mod topic;

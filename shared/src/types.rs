@@ -244,3 +244,48 @@ pub struct Lock {
 pub struct LockList {
     pub locks: Vec<Lock>,
 }
+
+/// (ext) A file reservation: `POST/GET /api/reservations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub id: String,
+    pub project: String,
+    /// The reserved file or glob, relative to the project root and normalised.
+    pub path: String,
+    pub exclusive: bool,
+    pub holder: Holder,
+    pub fence: i64,
+    #[serde(default)]
+    pub reason: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+/// (ext) `GET /api/reservations`, and the answer of a reserve.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationList {
+    pub reservations: Vec<Reservation>,
+}
+
+/// (ext) A requested path that meets another instance's reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationConflict {
+    /// The path asked about (normalised).
+    pub path: String,
+    /// The reservation it meets: its path, id, holder, mode, expiry and reason.
+    pub held_path: String,
+    #[serde(default)]
+    pub id: String,
+    pub holder: Holder,
+    pub exclusive: bool,
+    pub expires_at: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// (ext) `POST /api/reservations/check`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationCheck {
+    pub ok: bool,
+    pub conflicts: Vec<ReservationConflict>,
+}

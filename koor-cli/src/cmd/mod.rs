@@ -3,12 +3,14 @@
 mod completions;
 mod config;
 mod events;
+mod guard;
 mod init;
 mod instances;
 mod lock;
 mod logs;
 mod mcp;
 mod me;
+mod reserve;
 mod rules;
 mod specs;
 mod state;
@@ -78,7 +80,7 @@ pub enum Command {
     )]
     Activate(me::InstanceArg),
 
-    /// Tell the server this agent is alive; renews its locks (ID as for activate).
+    /// Tell the server this agent is alive; renews its locks and reservations (ID as for activate).
     #[command(after_help = "Example:\n  koor-cli heartbeat")]
     Heartbeat(me::InstanceArg),
 
@@ -88,6 +90,38 @@ pub enum Command {
         after_help = "Example:\n  koor-cli lock acquire deploy/prod --ttl 5m --wait 30s\n  koor-cli lock release deploy/prod"
     )]
     Lock(lock::LockCmd),
+
+    /// Reserve files or globs of the project for this instance (all or nothing); exits 9 on a conflict.
+    #[command(
+        after_help = "Example:\n  koor-cli reserve 'src/auth/**' --reason 'refactoring auth' --ttl 30m\n  koor-cli reserve README.md docs/guide.md --shared"
+    )]
+    Reserve(reserve::ReserveArgs),
+
+    /// List the file reservations held now (filters: --project, --instance/--mine, --path).
+    #[command(
+        after_help = "Example:\n  koor-cli reservations --project shop --pretty\n  koor-cli reservations --path src/auth/login.rs"
+    )]
+    Reservations(reserve::ReservationsArgs),
+
+    /// Let go of reserved paths (or --all of this instance's, or one --id; --force for operators).
+    #[command(
+        after_help = "Example:\n  koor-cli release 'src/auth/**'\n  koor-cli release --all\n  koor-cli release --id 3f1c... --force"
+    )]
+    Release(reserve::ReleaseArgs),
+
+    /// Git guard: refuse commits of files others have reserved (pre-commit, install).
+    #[command(
+        subcommand,
+        after_help = "Example:\n  koor-cli guard install\n  koor-cli guard pre-commit"
+    )]
+    Guard(guard::GuardCmd),
+
+    /// IDE hooks that enforce file reservations at the edit (claude-code).
+    #[command(
+        subcommand,
+        after_help = "Example:\n  koor-cli hook claude-code < event.json"
+    )]
+    Hook(guard::HookCmd),
 
     /// Per-project validation rules: list, set, propose, accept, reject.
     #[command(
@@ -149,6 +183,11 @@ impl Command {
             Command::Activate(arg) => arg.run(ctx, "activate").await,
             Command::Heartbeat(arg) => arg.run(ctx, "heartbeat").await,
             Command::Lock(cmd) => cmd.run(ctx).await,
+            Command::Reserve(args) => args.run(ctx).await,
+            Command::Reservations(args) => args.run(ctx).await,
+            Command::Release(args) => args.run(ctx).await,
+            Command::Guard(cmd) => cmd.run(ctx).await,
+            Command::Hook(cmd) => cmd.run(ctx).await,
             Command::Rules(cmd) => cmd.run(ctx).await,
             Command::Validate(args) => args.run(ctx).await,
             Command::Logs(args) => args.run(ctx).await,

@@ -257,6 +257,26 @@ impl Cli {
         }
     }
 
+    /// Runs `koor-cli ARGS...` to completion with `input` on stdin.
+    pub async fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> Out {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn koor-cli");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input).await.expect("write stdin");
+        drop(stdin);
+        let output = child.wait_with_output().await.expect("koor-cli runs");
+        Out {
+            code: output.status.code().unwrap_or(-1),
+            stdout: output.stdout,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     /// Starts `koor-cli ARGS...` and leaves it running, its stdout and stderr read line by line.
     pub fn spawn(&self, args: &[&str]) -> Proc {
         let mut child = self

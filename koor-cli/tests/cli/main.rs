@@ -13,6 +13,7 @@ mod init;
 mod instances;
 mod locks;
 mod misc;
+mod reservations;
 mod rules;
 mod specs;
 mod state;

@@ -13,6 +13,7 @@ mod instances;
 mod locks;
 mod logs;
 mod mcp;
+mod reservations;
 mod rules;
 mod specs;
 mod state;
@@ -52,6 +53,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(rules::routes(app.clone()))
         .unify()
         .or(locks::routes(app.clone()))
+        .unify()
+        .or(reservations::routes(app.clone()))
         .unify()
         .boxed();
     auth_guard(app.clone())

@@ -24,6 +24,7 @@
 //! in commit order by post-commit hooks.
 
 pub mod locks;
+pub mod reservations;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -252,6 +253,7 @@ impl Holds {
         self.unindexed(tx, &hold.id);
         match hold.kind.as_str() {
             locks::KIND => locks::ended(self, tx, &hold, end),
+            reservations::KIND => reservations::ended(tx, &hold, end),
             kind => {
                 let what = if end == End::Expired {
                     "expired"

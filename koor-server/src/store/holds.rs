@@ -177,3 +177,11 @@ pub fn delete(conn: &Connection, id: &str) -> Result<bool> {
         .execute([id])?;
     Ok(n > 0)
 }
+
+/// New mode and reason for one hold (a reservation renewed with other terms).
+pub fn set_terms(conn: &Connection, id: &str, exclusive: bool, reason: &str) -> Result<bool> {
+    let n = conn
+        .prepare_cached("UPDATE holds SET exclusive = ?2, reason = ?3 WHERE id = ?1")?
+        .execute(params![id, exclusive, reason])?;
+    Ok(n > 0)
+}
