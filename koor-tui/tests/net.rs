@@ -81,12 +81,21 @@ async fn next_raw(rx: &mut mpsc::Receiver<Msg>) -> Net {
     }
 }
 
+/// Whether `net` is one of the Work view's listings that follow each snapshot.
+fn is_work_listing(net: &Net) -> bool {
+    matches!(
+        net,
+        Net::Locks { .. } | Net::Boards(_) | Net::Reservations { .. } | Net::Messages { .. }
+    )
+}
+
 /// The next message about events and the connection (the Work view's listings, which follow each
-/// snapshot, are skipped; `locks_are_listed_after_the_snapshot` looks at them).
+/// snapshot, are skipped; `locks_are_listed_after_the_snapshot` and
+/// `reservations_are_listed_and_force_released` look at them).
 async fn next(rx: &mut mpsc::Receiver<Msg>) -> Net {
     loop {
         match next_raw(rx).await {
-            Net::Locks { .. } => continue,
+            net if is_work_listing(&net) => continue,
             net => return net,
         }
     }
@@ -287,10 +296,7 @@ async fn locks_are_listed_after_the_snapshot() {
         }
         other => panic!("expected the lock listing, got {other:?}"),
     }
-    assert!(matches!(
-        next_raw(&mut rx).await,
-        Net::Conn(Conn::Connected)
-    ));
+    assert!(matches!(next(&mut rx).await, Net::Conn(Conn::Connected)));
 
     // a release while connected arrives as its event
     client
@@ -313,6 +319,124 @@ async fn locks_are_listed_after_the_snapshot() {
         .expect("released event");
     assert_eq!(released.data["name"], "deploy");
     assert_eq!(released.data["fence"], lock.fence);
+    watcher.abort();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_are_listed_and_force_released() {
+    use koor_tui::msg::Command;
+    use koor_tui::net::run_command;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(config(dir.path()), "127.0.0.1:0".parse().expect("addr")).await;
+    let client = server.client(None);
+    let agent = client
+        .register(&koor_shared::types::RegisterRequest {
+            name: "alice".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("register");
+    let reserve = |paths: Vec<String>| koor_shared::client::ReserveRequest {
+        instance_id: agent.instance.id.clone(),
+        project: "web".into(),
+        paths,
+        exclusive: true,
+        ttl: None,
+        reason: Some("auth rework".into()),
+    };
+    let held = client
+        .reserve(&reserve(vec!["src/auth/**".into()]), Some(&agent.token))
+        .await
+        .expect("reserve")
+        .reservations;
+
+    let (tx, mut rx) = mpsc::channel(16);
+    let watcher = tokio::spawn(watch_events(client.clone(), tx));
+    let Net::Snapshot(snap) = next_raw(&mut rx).await else {
+        panic!("snapshot first")
+    };
+    let mut listed = None;
+    loop {
+        match next_raw(&mut rx).await {
+            Net::Reservations { list, as_of } => listed = Some((list, as_of)),
+            Net::Conn(Conn::Connected) => break,
+            _ => {}
+        }
+    }
+    let (list, as_of) = listed.expect("the reservations are listed before the stream opens");
+    assert_eq!(as_of, snap.metrics.last_event_id);
+    assert_eq!(list.len(), 1);
+    let row = &list[0];
+    assert_eq!(
+        (
+            row.id.as_str(),
+            row.path.as_str(),
+            row.exclusive,
+            row.holder.name.as_str()
+        ),
+        (held[0].id.as_str(), "src/auth/**", true, "alice")
+    );
+    assert_eq!(row.expires_at, held[0].expires_at);
+    assert_eq!(row.reason, "auth rework");
+
+    // a grant while connected arrives as its event, and the refresh reads it with its expiry
+    client
+        .reserve(&reserve(vec!["README.md".into()]), Some(&agent.token))
+        .await
+        .expect("reserve");
+    let events = until(
+        &mut rx,
+        |n| matches!(n, Net::Events(e) if e.iter().any(|e| e.topic == "koor.reservation.granted")),
+    )
+    .await;
+    let granted = events
+        .iter()
+        .find(|e| e.topic == "koor.reservation.granted")
+        .expect("granted");
+    assert_eq!(granted.data["path"], "README.md");
+    match run_command(&client, Command::RefreshReservations).await {
+        Some(Net::Reservations { list, as_of }) => {
+            assert!(as_of >= granted.id);
+            let paths: Vec<&str> = list.iter().map(|r| r.path.as_str()).collect();
+            assert!(
+                paths.contains(&"README.md") && paths.contains(&"src/auth/**"),
+                "{paths:?}"
+            );
+        }
+        other => panic!("expected a listing, got {other:?}"),
+    }
+
+    // the operator's force-release
+    let cmd = Command::ForceReleaseReservation {
+        id: row.id.clone(),
+        fence: row.fence,
+        path: row.path.clone(),
+    };
+    match run_command(&client, cmd.clone()).await {
+        Some(Net::ReservationReleased {
+            id, error: None, ..
+        }) => assert_eq!(id, row.id),
+        other => panic!("expected the release, got {other:?}"),
+    }
+    let events = until(
+        &mut rx,
+        |n| matches!(n, Net::Events(e) if e.iter().any(|e| e.topic == "koor.reservation.released")),
+    )
+    .await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.topic == "koor.reservation.released" && e.data["id"] == json!(row.id))
+    );
+    // again: the server says it is gone, the console says so
+    match run_command(&client, cmd).await {
+        Some(Net::ReservationReleased {
+            error: Some(err), ..
+        }) => assert!(err.contains("404"), "{err}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
     watcher.abort();
     server.stop().await;
 }
