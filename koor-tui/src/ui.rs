@@ -307,6 +307,14 @@ fn draw_help(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
             theme.dim(),
         )));
     }
+    let note = match app.view {
+        ViewId::Work => Some("  sections: Locks, Tasks, Reservations, Messages"),
+        ViewId::Instances if !app.readonly => Some("  ✉N: unread messages; m writes as 'operator'"),
+        _ => None,
+    };
+    if let Some(note) = note {
+        lines.push(Line::from(Span::styled(note, theme.dim())));
+    }
     if app.readonly {
         lines.push(Line::from(Span::styled(
             "  read-only: destructive keys are off",
