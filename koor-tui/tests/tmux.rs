@@ -367,3 +367,92 @@ async fn operator_sees_locks_and_force_releases_one() {
     drop(tmux);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_sees_reservations_and_force_releases_one() {
+    if !tmux_available("operator_sees_reservations_and_force_releases_one") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = koor_server::spawn(Config::for_data_dir(dir.path()))
+        .await
+        .expect("server");
+    let url = server.url();
+    let api = client(&url);
+    let agent = api
+        .register(&RegisterRequest {
+            name: "res-agent".into(),
+            ..RegisterRequest::default()
+        })
+        .await
+        .expect("register");
+    let token = Some(agent.token.as_str());
+    let reserve = |path: &str, exclusive: bool| koor_shared::client::ReserveRequest {
+        instance_id: agent.instance.id.clone(),
+        project: "shop".into(),
+        paths: vec![path.into()],
+        exclusive,
+        ttl: Some("10m".into()),
+        reason: Some("auth rework".into()),
+    };
+    // one before the console starts (from the listing) ...
+    api.reserve(&reserve("src/auth/**", true), token)
+        .await
+        .expect("reserve");
+
+    let tmux = Tmux::start(
+        "reservations",
+        dir.path(),
+        100,
+        30,
+        &format!("env TERM=tmux-256color {BIN} --server {url}"),
+    );
+    tmux.wait_text("● connected").await;
+    tmux.keys(&["5", "]", "]"]);
+    tmux.wait("src/auth/** held by res-agent", |p| {
+        row(p, "src/auth/**").is_some_and(|r| r.contains(&"res-agent") && r.contains(&"excl"))
+    })
+    .await;
+
+    // ... and one taken while it watches (the event, then the read that brings its expiry)
+    api.reserve(&reserve("README.md", false), token)
+        .await
+        .expect("reserve");
+    let pane = tmux
+        .wait("README.md with its time left", |p| {
+            row(p, "README.md").is_some_and(|r| {
+                r.contains(&"shared") && r.last().is_some_and(|l| l.ends_with('m'))
+            })
+        })
+        .await;
+    assert!(pane.contains("Reservations 2"), "{pane}");
+
+    // x asks first (No focused); y releases the selected one (the first: README.md)
+    tmux.keys(&["x"]);
+    let pane = tmux.wait_text("Force-release reservation").await;
+    assert!(
+        pane.contains("Release shared README.md in shop held by res-agent"),
+        "{pane}"
+    );
+    assert!(pane.contains("> No <"), "{pane}");
+    tmux.keys(&["y"]);
+    tmux.wait_text("✓ released reservation README.md").await;
+    tmux.wait("the row to go", |p| row(p, "README.md").is_none())
+        .await;
+    let left = api
+        .reservations(None, None, None)
+        .await
+        .expect("list")
+        .reservations;
+    let paths: Vec<&str> = left.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["src/auth/**"], "the other reservation stays");
+
+    tmux.keys(&["q"]);
+    let start = Instant::now();
+    while tmux.alive() {
+        assert!(start.elapsed() < WAIT, "koor-tui did not quit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(tmux);
+    server.stop().await;
+}
