@@ -230,7 +230,8 @@ impl TasksSection {
                     if holder.is_some() {
                         t.holder = holder;
                     }
-                    t.expires_at.clear();
+                    // the claim event carries its expiry (else it comes with the next read)
+                    t.expires_at = str_of(data, "expires_at");
                 } else if t.status != "claimed" {
                     t.holder = None;
                     t.expires_at.clear();
@@ -246,6 +247,7 @@ impl TasksSection {
                     status
                 },
                 holder: if kind == "claimed" { holder } else { None },
+                expires_at: str_of(data, "expires_at"),
                 ..TaskRow::default()
             }),
         }
