@@ -20,6 +20,10 @@ mod instances;
 mod locks;
 // File reservations: overlap, all or nothing, normalised paths, check, expiry, deregistration.
 mod reservations;
+// Messages: ids and names, threads, inboxes, receipts, limits, events without bodies.
+mod messages;
+// Long-polls: events, inbox and state waits; deadlines, metrics, a thousand waiters, shutdown.
+mod waiting;
 // The MCP endpoint: the rmcp client, raw-HTTP transport rules, restarts.
 mod mcp;
 // MCP for coordination: resuming an identity, the lock tool, strict argument types, limits.

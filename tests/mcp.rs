@@ -26,6 +26,7 @@ pub const TOOLS: &[&str] = &[
     "lock",
     "propose_rule",
     "register_instance",
+    "reserve",
     "set_intent",
 ];
 

@@ -151,3 +151,62 @@ async fn a_message_over_one_mib_is_a_json_rpc_error() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn reserve_tool_reserves_checks_and_releases() {
+    let s = Server::start().await;
+    let c = connect(&s).await;
+    let a = ok_json(&call(&c, "register_instance", json!({"name": "a"})).await);
+    let b = ok_json(&call(&c, "register_instance", json!({"name": "b"})).await);
+    let got = ok_json(
+        &call(
+            &c,
+            "reserve",
+            json!({"action": "reserve", "project": "shop", "paths": ["src/auth/**"],
+                                   "instance_id": a["instance_id"], "reason": "auth refactor"}),
+        )
+        .await,
+    );
+    assert_eq!(got["reservations"][0]["path"], "src/auth/**");
+    assert_eq!(got["reservations"][0]["exclusive"], true);
+    let check = ok_json(
+        &call(
+            &c,
+            "reserve",
+            json!({"action": "check", "project": "shop", "paths": ["./src/auth/login.rs"],
+                                   "instance_id": b["instance_id"]}),
+        )
+        .await,
+    );
+    assert_eq!(check["ok"], false, "{check}");
+    let conflict = err_text(
+        &call(
+            &c,
+            "reserve",
+            json!({"action": "reserve", "project": "shop", "paths": "src/auth/login.rs",
+                                   "instance_id": b["instance_id"]}),
+        )
+        .await,
+    );
+    assert!(conflict.contains("conflict"), "{conflict}");
+    let mine = ok_json(
+        &call(
+            &c,
+            "reserve",
+            json!({"action": "check", "project": "shop", "paths": ["src/auth/login.rs"],
+                                   "instance_id": a["instance_id"]}),
+        )
+        .await,
+    );
+    assert_eq!(mine["ok"], true, "own holds never conflict: {mine}");
+    ok_json(
+        &call(
+            &c,
+            "reserve",
+            json!({"action": "release", "project": "shop", "instance_id": a["instance_id"]}),
+        )
+        .await,
+    );
+    let list = ok_json(&call(&c, "reserve", json!({"action": "list", "project": "shop"})).await);
+    assert_eq!(list["reservations"], json!([]));
+}

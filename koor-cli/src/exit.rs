@@ -12,6 +12,7 @@
 //! | 7 | any other error status from the server (400, 405, 413, 5xx, ...) |
 //! | 8 | `validate` found error-severity violations (the report is on stdout) |
 //! | 9 | conflict (409): a lock held by another instance (also after `--wait` ran out), or not the holder |
+//! | 10 | `wait` or `inbox --wait`: the wait ended with nothing to show |
 
 use std::fmt;
 use std::io::{self, Write};
@@ -30,6 +31,8 @@ pub const SERVER: u8 = 7;
 pub const VALIDATION: u8 = 8;
 /// (ext) Conflict (409): held by another instance, or not the holder.
 pub const CONFLICT: u8 = 9;
+/// (ext) `wait` / `inbox --wait` ended without a matching event or message.
+pub const WAIT_TIMEOUT: u8 = 10;
 
 /// A command line that parses but makes no sense (exit 2).
 #[derive(Debug)]

@@ -5,6 +5,7 @@
 //! cargo bench -p koor-server --bench load -- http          # throughput: /health vs state GET/304/PUT
 //! cargo bench -p koor-server --bench load -- events        # publish-to-subscriber latency, 100 subscribers
 //! cargo bench -p koor-server --bench load -- idle          # RSS idle and with 1,000 idle subscribers
+//! cargo bench -p koor-server --bench load -- waiters       # long-polls: wake latency; 1,000 waiters' RSS and CPU
 //! cargo bench -p koor-server --bench load -- history       # history query at 100k retained events
 //! cargo bench -p koor-server --bench load -- keys 100000   # GET/PUT latency at 1k vs N keys
 //! cargo bench -p koor-server --bench load -- http,events    # several in one run
@@ -74,6 +75,21 @@ impl Server {
         }
     }
 
+    /// CPU time the server has used (user + system), from /proc (clock ticks of 10 ms).
+    fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let fields: Vec<u64> = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        Duration::from_millis(fields.iter().sum::<u64>() * 10)
+    }
+
     fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
@@ -129,6 +145,9 @@ async fn main() {
     }
     if wants("history") {
         history().await;
+    }
+    if wants("waiters") {
+        waiters().await;
     }
     if wants("keys") {
         let n = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
@@ -487,4 +506,131 @@ async fn keys(n: usize) {
             100.0 * (p2 - p1) / p1
         );
     }
+}
+
+/// Waits (bounded) until the server counts `n` waiters in `/api/metrics`.
+async fn until_waiters(client: &reqwest::Client, base: &str, n: i64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(resp) = client.get(format!("{base}/api/metrics")).send().await
+            && let Ok(m) = resp.json::<serde_json::Value>().await
+            && m["waiters"].as_i64() == Some(n)
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    false
+}
+
+async fn publish_one(client: &reqwest::Client, base: &str, topic: &str) {
+    let _ = client
+        .post(format!("{base}/api/events/publish"))
+        .json(&serde_json::json!({"topic": topic, "data": {}}))
+        .send()
+        .await;
+}
+
+/// Long-polls: how soon one waiter answers after the publish that wakes it, and what a thousand
+/// sleeping waiters cost (RSS, CPU while nothing happens) and how soon all of them answer.
+async fn waiters() {
+    println!("== long-poll waiters (GET /api/events/wait) ==");
+    let server = Server::start(&["--log-level", "warn"]);
+    let base = server.base.clone();
+    let control = reqwest::Client::new();
+    // One connection per waiter, as separate agents would hold.
+    let waiters = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+
+    const ROUNDS: usize = 200;
+    let mut wake = Vec::new();
+    let mut publish = Vec::new();
+    for _ in 0..ROUNDS {
+        let req = waiters.get(format!(
+            "{base}/api/events/wait?pattern=bench.one&timeout=60s"
+        ));
+        let task = tokio::spawn(async move {
+            let resp = req.send().await.ok()?;
+            let at = Instant::now();
+            let _ = resp.bytes().await;
+            Some(at)
+        });
+        if !until_waiters(&control, &base, 1).await {
+            println!("   the waiter never registered");
+            return;
+        }
+        let sent = Instant::now();
+        publish_one(&control, &base, "bench.one").await;
+        publish.push(sent.elapsed().as_secs_f64() * 1000.0);
+        if let Ok(Some(at)) = task.await {
+            wake.push(at.duration_since(sent).as_secs_f64() * 1000.0);
+        }
+    }
+    wake.sort_by(f64::total_cmp);
+    publish.sort_by(f64::total_cmp);
+    println!(
+        "   one waiter, publish -> answer ({} rounds): p50 {:.2} ms  p99 {:.2} ms  (the publish itself: p50 {:.2} ms)",
+        wake.len(),
+        percentile(&wake, 0.5),
+        percentile(&wake, 0.99),
+        percentile(&publish, 0.5)
+    );
+
+    const N: usize = 1000;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = server.rss_kib();
+    let tasks: Vec<_> = (0..N)
+        .map(|_| {
+            let req = waiters.get(format!(
+                "{base}/api/events/wait?pattern=bench.all&timeout=120s"
+            ));
+            tokio::spawn(async move {
+                let resp = req.send().await.ok()?;
+                let at = Instant::now();
+                let ok = resp.status().is_success();
+                let _ = resp.bytes().await;
+                ok.then_some(at)
+            })
+        })
+        .collect();
+    if !until_waiters(&control, &base, N as i64).await {
+        println!("   the {N} waiters never all registered");
+        return;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let with = server.rss_kib();
+    let cpu_before = server.cpu_time();
+    let window = Duration::from_secs(5);
+    tokio::time::sleep(window).await;
+    let idle_cpu = server.cpu_time().saturating_sub(cpu_before);
+    let sent = Instant::now();
+    publish_one(&control, &base, "bench.all").await;
+    let mut answered = Vec::new();
+    for task in tasks {
+        if let Ok(Some(at)) = task.await {
+            answered.push(at.duration_since(sent).as_secs_f64() * 1000.0);
+        }
+    }
+    answered.sort_by(f64::total_cmp);
+    println!(
+        "   RSS before / with {N} waiters        {:>6.1} MB / {:>6.1} MB  (+{:.1} KB per waiter)",
+        before as f64 / 1024.0,
+        with as f64 / 1024.0,
+        (with.saturating_sub(before)) as f64 / N as f64
+    );
+    println!(
+        "   server CPU over {}s with {N} idle waiters: {} ms ({:.2}% of one core)",
+        window.as_secs(),
+        idle_cpu.as_millis(),
+        idle_cpu.as_secs_f64() / window.as_secs_f64() * 100.0
+    );
+    println!(
+        "   one matching event woke {}/{N}: first answer {:.1} ms, p50 {:.1} ms, last {:.1} ms after the publish\n",
+        answered.len(),
+        answered.first().copied().unwrap_or(f64::NAN),
+        percentile(&answered, 0.5),
+        answered.last().copied().unwrap_or(f64::NAN)
+    );
 }

@@ -8,7 +8,9 @@
 //! - [`store`]: SQLite with one group-committing writer thread and pooled readers.
 //! - [`bus`]: fan-out of committed events to subscribers.
 //! - [`instances`]: the in-memory agent registry with liveness, persisted through the store.
+//! - [`messages`]: directed messages between instances, threads and receipts.
 //! - [`holds`]: the one model behind locks, reservations and task claims (TTL, expiry, fences).
+//! - [`waiters`]: long-polls that sleep until a committed event concerns them.
 //! - [`validate`]: the validation engine (rule matching, globs, stacks) behind `/api/validate`.
 //! - [`api`]: the warp route tree, one module per resource, one rejection handler.
 //!
@@ -21,9 +23,11 @@ pub mod config;
 pub mod holds;
 pub mod instances;
 pub mod logging;
+pub mod messages;
 mod serve;
 pub mod store;
 pub mod validate;
+pub mod waiters;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,6 +43,7 @@ use crate::holds::Holds;
 use crate::instances::Registry;
 use crate::logging::LogRing;
 use crate::store::{OpenError, Store};
+use crate::waiters::Waiters;
 
 /// How long in-flight requests get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -50,6 +55,7 @@ pub struct App {
     pub bus: Bus,
     pub instances: Registry,
     pub holds: Holds,
+    pub waiters: Waiters,
     pub config: Arc<Config>,
     pub logs: Arc<LogRing>,
     pub started: Instant,
@@ -75,6 +81,11 @@ impl App {
     pub fn is_stopping(&self) -> bool {
         *self.stop.borrow()
     }
+
+    /// Requests waiting now: long-polls and lock waits (`waiters` in `/api/metrics`).
+    pub fn waiting(&self) -> usize {
+        self.waiters.count() + self.holds.lock_waiters().count()
+    }
 }
 
 /// Locks the data directory and opens the database.
@@ -96,6 +107,7 @@ pub fn open(config: Config, logs: Arc<LogRing>) -> Result<App, OpenError> {
         bus,
         instances,
         holds,
+        waiters: Waiters::default(),
         config: Arc::new(config),
         logs,
         started: Instant::now(),
@@ -131,6 +143,8 @@ pub async fn run(
             .clone()
             .run_sweeper(app.store.clone(), app.stopping()),
     );
+    // Subscribed here, before the first request is accepted, so no waiter can miss an event.
+    let dispatcher = tokio::spawn(app.waiters.clone().run(app.bus.subscribe(), app.stopping()));
     let api_server = serve::serve(api, api::routes(app.clone()), app.stopping());
     let dashboard_server = async {
         if let Some(listener) = dashboard {
@@ -152,6 +166,7 @@ pub async fn run(
     let _ = app.stop_tx.send(true);
     let _ = background.await;
     let _ = sweeper.await;
+    let _ = dispatcher.await;
     if let Err(e) = app.instances.flush(&app.store).await {
         tracing::warn!(error = %e, "could not write the last heartbeats");
     }

@@ -16,9 +16,10 @@ use crate::config::ClientConfig;
 use crate::error::ErrorBody;
 use crate::rules::{Rule, RuleList, RuleStatus, RulesSet, ValidateRequest, Validation};
 use crate::types::{
-    Deleted, Event, Health, Instance, Lock, LockList, LogRecord, Metrics, PublishRequest,
+    Deleted, Event, Health, Inbox, Instance, Lock, LockList, LogRecord, Metrics, PublishRequest,
     RegisterRequest, Registered, Reservation, ReservationCheck, ReservationList, Rollback,
-    SpecList, SpecWrite, StateDiff, StateHistory, StateSummary, StateWrite,
+    SendMessage, Sent, SpecList, SpecWrite, StateDiff, StateHistory, StateSummary, StateWrite,
+    Thread,
 };
 
 /// Characters escaped in a key: everything but unreserved characters and `/`.
@@ -190,6 +191,43 @@ fn join_query(parts: &[String]) -> String {
     }
 }
 
+/// (ext) Filters of `GET /api/instances/{id}/inbox`; `wait` (`30s`, at most `120s`) blocks until
+/// at least one message matches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxQuery {
+    pub unread: bool,
+    pub unacked: bool,
+    pub since: Option<i64>,
+    pub thread_id: Option<i64>,
+    pub last: Option<u32>,
+    pub wait: Option<String>,
+}
+
+impl InboxQuery {
+    fn to_query(&self) -> String {
+        let mut parts = Vec::new();
+        if self.unread {
+            parts.push("unread=1".to_owned());
+        }
+        if self.unacked {
+            parts.push("unacked=1".to_owned());
+        }
+        for (name, v) in [
+            ("since", self.since),
+            ("thread_id", self.thread_id),
+            ("last", self.last.map(i64::from)),
+        ] {
+            if let Some(v) = v {
+                parts.push(format!("{name}={v}"));
+            }
+        }
+        if let Some(w) = &self.wait {
+            parts.push(format!("wait={}", encode_query(w)));
+        }
+        join_query(&parts)
+    }
+}
+
 /// A client bound to one server.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -306,6 +344,10 @@ impl Client {
 
     async fn raw(&self, rb: RequestBuilder) -> Result<RawValue, ClientError> {
         let resp = self.send(rb).await?;
+        self.raw_answer(resp).await
+    }
+
+    async fn raw_answer(&self, resp: Response) -> Result<RawValue, ClientError> {
         let headers = resp.headers().clone();
         let header = |name: &str| {
             headers
@@ -722,6 +764,110 @@ impl Client {
         let answer: serde_json::Value = self.json(with_instance_token(rb, instance_token)).await?;
         serde_json::from_value(serde_json::json!({"reservations": answer["released"]}))
             .map_err(|e| ClientError::Protocol(format!("unexpected answer from the server: {e}")))
+    }
+
+    // ----- messages (ext) -----
+
+    /// `POST /api/messages`: sends a message from `msg.from` (proved with its token when given).
+    pub async fn send_message(
+        &self,
+        msg: &SendMessage,
+        instance_token: Option<&str>,
+    ) -> Result<Sent, ClientError> {
+        let rb = self.request(Method::POST, "/api/messages").json(msg);
+        self.json(with_instance_token(rb, instance_token)).await
+    }
+
+    /// `GET /api/instances/{id}/inbox`: never marks anything read. With `query.wait` the call
+    /// blocks until a message matches or the wait ends (then `messages` is empty).
+    pub async fn inbox(
+        &self,
+        instance_id: &str,
+        query: &InboxQuery,
+        instance_token: Option<&str>,
+    ) -> Result<Inbox, ClientError> {
+        let path = format!(
+            "/api/instances/{}/inbox{}",
+            encode_query(instance_id),
+            query.to_query()
+        );
+        let rb = self.request(Method::GET, &path);
+        self.json(with_instance_token(rb, instance_token)).await
+    }
+
+    /// `GET /api/messages/{id}`: the message with every recipient's receipts.
+    pub async fn message(&self, id: i64) -> Result<crate::types::Message, ClientError> {
+        self.get(&format!("/api/messages/{id}")).await
+    }
+
+    /// `GET /api/messages/threads/{thread_id}`: the thread, oldest first.
+    pub async fn thread(&self, thread_id: i64) -> Result<Thread, ClientError> {
+        self.get(&format!("/api/messages/threads/{thread_id}"))
+            .await
+    }
+
+    /// `POST /api/instances/{id}/inbox/{msg}/read` (or `/ack` when `ack`): answers
+    /// `{"id","instance_id","read_at","acked_at"}`.
+    pub async fn mark_message(
+        &self,
+        instance_id: &str,
+        id: i64,
+        ack: bool,
+        instance_token: Option<&str>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let action = if ack { "ack" } else { "read" };
+        let path = format!(
+            "/api/instances/{}/inbox/{id}/{action}",
+            encode_query(instance_id)
+        );
+        let rb = self
+            .request(Method::POST, &path)
+            .json(&serde_json::json!({}));
+        self.json(with_instance_token(rb, instance_token)).await
+    }
+
+    /// `GET /api/events/wait`: the events after `since` matching `patterns` (oldest first, at
+    /// most `last`) as soon as there is one, else `[]` when `timeout` (at most `120s`) ends.
+    pub async fn events_wait(
+        &self,
+        patterns: &[String],
+        since: Option<i64>,
+        timeout: &str,
+        last: Option<u32>,
+    ) -> Result<Vec<Event>, ClientError> {
+        let mut parts: Vec<String> = patterns
+            .iter()
+            .map(|p| format!("pattern={}", encode_query(p)))
+            .collect();
+        if let Some(id) = since {
+            parts.push(format!("since={id}"));
+        }
+        parts.push(format!("timeout={}", encode_query(timeout)));
+        if let Some(n) = last {
+            parts.push(format!("last={n}"));
+        }
+        self.get(&format!("/api/events/wait{}", join_query(&parts)))
+            .await
+    }
+
+    /// `GET /api/state/{key}?wait=..&after=N`: the value once its version is above `after`;
+    /// `None` when the wait ended first (304).
+    pub async fn state_wait(
+        &self,
+        key: &str,
+        after: i64,
+        wait: &str,
+    ) -> Result<Option<RawValue>, ClientError> {
+        let path = format!(
+            "/api/state/{}?after={after}&wait={}",
+            encode_key(key),
+            encode_query(wait)
+        );
+        let resp = self.send(self.request(Method::GET, &path)).await?;
+        if resp.status() == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        self.raw_answer(resp).await.map(Some)
     }
 
     // ----- validation rules -----

@@ -36,6 +36,9 @@ pub struct Metrics {
     /// (ext) Open log WebSocket subscribers.
     #[serde(default)]
     pub log_subscribers: i64,
+    /// (ext) Requests waiting now: long-polls (events, inbox, state) and lock waits.
+    #[serde(default)]
+    pub waiters: i64,
     /// (ext) Server version.
     #[serde(default)]
     pub version: String,
@@ -288,4 +291,81 @@ pub struct ReservationConflict {
 pub struct ReservationCheck {
     pub ok: bool,
     pub conflicts: Vec<ReservationConflict>,
+}
+
+/// (ext) One addressee of a message, with that recipient's receipts (`null` until read/acked).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub read_at: Option<String>,
+    #[serde(default)]
+    pub acked_at: Option<String>,
+}
+
+/// (ext) A directed message between instances: `GET /api/messages/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: i64,
+    pub thread_id: i64,
+    pub from: Holder,
+    pub to: Vec<Recipient>,
+    pub subject: String,
+    /// Any JSON; `null` when none was sent.
+    #[serde(default)]
+    pub body: Value,
+    #[serde(default)]
+    pub ack_required: bool,
+    pub created_at: String,
+}
+
+/// (ext) A message as one recipient's inbox shows it: with that recipient's receipts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxMessage {
+    #[serde(flatten)]
+    pub message: Message,
+    #[serde(default)]
+    pub read_at: Option<String>,
+    #[serde(default)]
+    pub acked_at: Option<String>,
+}
+
+/// (ext) `GET /api/instances/{id}/inbox`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inbox {
+    pub instance_id: String,
+    pub messages: Vec<InboxMessage>,
+    /// Messages of this inbox not yet read (all of them, not only those listed).
+    #[serde(default)]
+    pub unread: i64,
+}
+
+/// (ext) `GET /api/messages/threads/{thread_id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thread {
+    pub thread_id: i64,
+    pub messages: Vec<Message>,
+}
+
+/// (ext) `POST /api/messages` body. `to` holds instance ids or names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SendMessage {
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub body: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ack_required: bool,
+}
+
+/// (ext) `POST /api/messages` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    pub id: i64,
+    pub thread_id: i64,
+    pub to: Vec<Holder>,
 }

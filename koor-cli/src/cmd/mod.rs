@@ -11,10 +11,12 @@ mod logs;
 mod mcp;
 mod me;
 mod reserve;
+mod messages;
 mod rules;
 mod specs;
 mod state;
 mod status;
+mod wait;
 
 use std::process::ExitCode;
 
@@ -122,6 +124,35 @@ pub enum Command {
         after_help = "Example:\n  koor-cli hook claude-code < event.json"
     )]
     Hook(guard::HookCmd),
+    /// Send a message to other agents (ids or names); prints its id and thread.
+    #[command(
+        after_help = "Example:\n  koor-cli send backend --subject 'which API version?' --body '{\"endpoint\":\"/users\"}' --ack\n  koor-cli send 550e8400-e29b-41d4-a716-446655440000 --subject 're: version' --body v3 --thread 12"
+    )]
+    Send(messages::SendArgs),
+
+    /// List this agent's inbox (never marks anything read); --wait sleeps until a message comes.
+    #[command(
+        after_help = "Example:\n  koor-cli inbox --unread\n  koor-cli inbox --unread --wait 5m   # exit 10 when nothing came"
+    )]
+    Inbox(messages::InboxArgs),
+
+    /// Mark a message of this agent's inbox read; prints it with the receipts.
+    #[command(after_help = "Example:\n  koor-cli read 12")]
+    Read(messages::MarkArgs),
+
+    /// Acknowledge a message of this agent's inbox (also marks it read).
+    #[command(after_help = "Example:\n  koor-cli ack 12")]
+    Ack(messages::MarkArgs),
+
+    /// Show a whole thread, oldest first (give the thread or any message id in it).
+    #[command(after_help = "Example:\n  koor-cli thread 12 --pretty")]
+    Thread(messages::ThreadArgs),
+
+    /// Wait for events matching PATTERN, print them and exit 0; exit 10 at the timeout.
+    #[command(
+        after_help = "Example:\n  koor-cli wait 'build.done' --timeout 10m\n  koor-cli wait 'koor.state.updated' --since 42"
+    )]
+    Wait(wait::WaitArgs),
 
     /// Per-project validation rules: list, set, propose, accept, reject.
     #[command(
@@ -188,6 +219,12 @@ impl Command {
             Command::Release(args) => args.run(ctx).await,
             Command::Guard(cmd) => cmd.run(ctx).await,
             Command::Hook(cmd) => cmd.run(ctx).await,
+            Command::Send(args) => args.run(ctx).await,
+            Command::Inbox(args) => args.run(ctx).await,
+            Command::Read(args) => args.run(ctx, false).await,
+            Command::Ack(args) => args.run(ctx, true).await,
+            Command::Thread(args) => args.run(ctx).await,
+            Command::Wait(args) => args.run(ctx).await,
             Command::Rules(cmd) => cmd.run(ctx).await,
             Command::Validate(args) => args.run(ctx).await,
             Command::Logs(args) => args.run(ctx).await,

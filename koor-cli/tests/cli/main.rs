@@ -12,6 +12,7 @@ mod identity;
 mod init;
 mod instances;
 mod locks;
+mod messages;
 mod misc;
 mod reservations;
 mod rules;

@@ -66,6 +66,7 @@ async fn metrics(app: App) -> Result<Response, ApiError> {
         stale_instances,
         subscribers: app.bus.subscriber_count(),
         log_subscribers: app.logs.subscriber_count(),
+        waiters: i64::try_from(app.waiting()).unwrap_or(i64::MAX),
         version: env!("CARGO_PKG_VERSION").into(),
     }))
 }

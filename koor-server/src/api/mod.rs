@@ -14,9 +14,11 @@ mod locks;
 mod logs;
 mod mcp;
 mod reservations;
+mod messages;
 mod rules;
 mod specs;
 mod state;
+mod wait;
 mod ws;
 
 use std::convert::Infallible;
@@ -41,6 +43,10 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(state::routes(app.clone()))
         .unify()
         .or(specs::routes(app.clone()))
+        .unify()
+        .or(messages::routes(app.clone())
+            .or(wait::routes(app.clone()))
+            .unify())
         .unify()
         .or(instances::routes(app.clone()))
         .unify()

@@ -146,6 +146,9 @@ async fn get(
             "invalid version: versions start at 1",
         ));
     }
+    if version.is_none() && (q.has("wait") || q.has("after")) {
+        return super::wait::state(app, key, &q).await;
+    }
     if version.is_none() {
         let current = app.store.current_state(&key).await?;
         if if_none_match.is_some_and(|tag| current.hash.matches_if_none_match(&tag)) {

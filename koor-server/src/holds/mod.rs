@@ -400,7 +400,7 @@ impl Holds {
         });
     }
 
-    pub(crate) fn lock_waiters(&self) -> &locks::Waiters {
+    pub fn lock_waiters(&self) -> &locks::Waiters {
         &self.inner.locks
     }
 }

@@ -95,3 +95,11 @@ pub fn delete(conn: &Connection, id: &str) -> Result<bool> {
         .execute([id])?
         > 0)
 }
+
+/// (id, name) of every registered instance named `name`, in registration order.
+pub fn named(conn: &Connection, name: &str) -> Result<Vec<(String, String)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT id, name FROM instances WHERE name = ?1 ORDER BY rowid")?;
+    let rows = stmt.query_map([name], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

@@ -15,6 +15,7 @@ pub mod events;
 pub mod holds;
 pub mod instances;
 mod lock;
+pub mod messages;
 pub mod rules;
 mod schema;
 pub mod specs;

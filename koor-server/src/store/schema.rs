@@ -91,6 +91,31 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX holds_holder ON holds (holder);
     CREATE INDEX holds_expiry ON holds (expires_ms);
     "#,
+    // 3: directed messages between instances, with threads and per-recipient receipts. Names are
+    // kept beside ids so a message outlives the instances it names.
+    r#"
+    CREATE TABLE messages (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        thread_id    INTEGER NOT NULL,
+        from_id      TEXT NOT NULL,
+        from_name    TEXT NOT NULL,
+        subject      TEXT NOT NULL,
+        body         TEXT,
+        ack_required INTEGER NOT NULL,
+        created_at   TEXT NOT NULL
+    );
+    CREATE INDEX messages_thread ON messages (thread_id, id);
+    CREATE TABLE message_recipients (
+        message_id    INTEGER NOT NULL,
+        pos           INTEGER NOT NULL,
+        instance_id   TEXT NOT NULL,
+        instance_name TEXT NOT NULL,
+        read_at       TEXT,
+        acked_at      TEXT,
+        PRIMARY KEY (message_id, instance_id)
+    );
+    CREATE INDEX message_inbox ON message_recipients (instance_id, message_id);
+    "#,
 ];
 
 /// Brings the schema up to date in one transaction.

@@ -18,13 +18,14 @@
 //!
 //! This file is the transport and the tool registry. [`args`] checks arguments against a tool's
 //! schema; each tool group is a file with its schemas and handlers: [`agents`] (register,
-//! discover, intent), [`endpoints`], [`rules`], [`locks`]. Coordination tools take an `action`
+//! discover, intent), [`endpoints`], [`rules`], [`locks`], [`reserve`]. Coordination tools take an `action`
 //! argument, so a few tools cover a whole kind and `tools/list` stays small (under 8 KB).
 
 mod agents;
 mod args;
 mod endpoints;
 mod locks;
+mod reserve;
 mod rules;
 
 use std::sync::LazyLock;
@@ -254,6 +255,7 @@ static TOOLS: LazyLock<Value> = LazyLock::new(|| {
         endpoints::spec(),
         rules::spec(),
         locks::spec(),
+        reserve::spec(),
     ])
 });
 
@@ -300,6 +302,7 @@ async fn call(app: &App, headers: &HeaderMap, params: &Value) -> Result<Value, S
             "get_endpoints" => Ok(endpoints::get(app, headers)),
             "propose_rule" => rules::propose(app, args).await,
             "lock" => locks::call(app, headers, args).await,
+            "reserve" => reserve::call(app, headers, args).await,
             other => Err(format!("unknown tool: {other}")),
         },
         Err(message) => Err(message),
