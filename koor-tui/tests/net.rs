@@ -440,3 +440,160 @@ async fn reservations_are_listed_and_force_released() {
     watcher.abort();
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_sends_as_its_own_instance_and_messages_are_listed() {
+    use koor_tui::msg::Command;
+    use koor_tui::net::{Operator, run_command, send_as_operator};
+    use reqwest::Method;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(config(dir.path()), "127.0.0.1:0".parse().expect("addr")).await;
+    let client = server.client(None);
+    let agent = client
+        .register(&koor_shared::types::RegisterRequest {
+            name: "stuck-agent".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("register");
+
+    let (tx, mut rx) = mpsc::channel(16);
+    let watcher = tokio::spawn(watch_events(client.clone(), tx));
+    let mut listed = None;
+    loop {
+        match next_raw(&mut rx).await {
+            Net::Messages { messages, unread } => listed = Some((messages, unread)),
+            Net::Conn(Conn::Connected) => break,
+            _ => {}
+        }
+    }
+    let (messages, unread) = listed.expect("messages listed after the snapshot");
+    assert!(messages.is_empty());
+    assert_eq!(unread, Some(Default::default()));
+
+    // the first send registers the operator, the second reuses it
+    let operator = Operator::default();
+    let send = |subject: &str| Command::SendMessage {
+        to_id: agent.instance.id.clone(),
+        to_name: "stuck-agent".into(),
+        subject: subject.into(),
+        body: "T-3 has been claimed for an hour".into(),
+        thread_id: None,
+    };
+    let first = match send_as_operator(&client, &operator, send("are you stuck?")).await {
+        Some(Net::MessageSent {
+            operator: Some(id),
+            error: None,
+            ..
+        }) => id,
+        other => panic!("expected a sent message, got {other:?}"),
+    };
+    match send_as_operator(&client, &operator, send("still there?")).await {
+        Some(Net::MessageSent {
+            operator: Some(id),
+            error: None,
+            ..
+        }) => assert_eq!(id, first, "one operator instance per console"),
+        other => panic!("expected a sent message, got {other:?}"),
+    }
+    let ops = client
+        .instances(&koor_shared::client::InstanceFilter {
+            name: Some("operator".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("instances");
+    assert_eq!(ops.len(), 1);
+    let events = until(
+        &mut rx,
+        |n| matches!(n, Net::Events(e) if e.iter().any(|e| e.topic == "koor.message.sent" && e.data["subject"] == "still there?")),
+    )
+    .await;
+    let sent = events
+        .iter()
+        .find(|e| e.topic == "koor.message.sent")
+        .expect("sent");
+    assert_eq!(sent.data["from"]["name"], "operator");
+    assert_eq!(sent.data["to"][0]["id"], json!(agent.instance.id));
+
+    // the agent reads one: receipts and unread counts come with the next listing
+    let inbox = client
+        .send_value(
+            Method::GET,
+            &format!("/api/instances/{}/inbox", agent.instance.id),
+            None,
+            Some(&agent.token),
+        )
+        .await
+        .expect("inbox");
+    let msg_id = inbox["messages"][0]["id"].as_i64().expect("id");
+    client
+        .send_value(
+            Method::POST,
+            &format!("/api/instances/{}/inbox/{msg_id}/read", agent.instance.id),
+            Some(&json!({})),
+            Some(&agent.token),
+        )
+        .await
+        .expect("read");
+    let Some(Net::Messages { messages, unread }) =
+        run_command(&client, Command::RefreshMessages).await
+    else {
+        panic!("a listing")
+    };
+    let subjects: Vec<(&str, String)> = messages
+        .iter()
+        .map(|m| (m.subject.as_str(), m.read_mark()))
+        .collect();
+    // (oldest first, as the server lists them; the section shows the newest first)
+    assert_eq!(
+        subjects,
+        [
+            ("are you stuck?", "✓".to_owned()),
+            ("still there?", "·".to_owned())
+        ]
+    );
+    assert_eq!(messages[0].body, "T-3 has been claimed for an hour");
+    assert_eq!(
+        unread.and_then(|u| u.get(&agent.instance.id).copied()),
+        Some(1)
+    );
+
+    // the operator was deregistered behind its back: it registers again and sends
+    client.deregister(&first).await.expect("deregister");
+    match send_as_operator(&client, &operator, send("hello again")).await {
+        Some(Net::MessageSent {
+            operator: Some(id),
+            error: None,
+            ..
+        }) => assert_ne!(id, first),
+        other => panic!("expected a sent message, got {other:?}"),
+    }
+    // a recipient that does not exist: the server's error, for the status line
+    let bad = Command::SendMessage {
+        to_id: "nobody-id".into(),
+        to_name: "nobody".into(),
+        subject: "hi".into(),
+        body: String::new(),
+        thread_id: None,
+    };
+    match send_as_operator(&client, &operator, bad).await {
+        Some(Net::MessageSent {
+            error: Some(err), ..
+        }) => assert!(err.contains("400") && err.contains("nobody-id"), "{err}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    // quitting deregisters it
+    operator.leave(&client).await;
+    let ops = client
+        .instances(&koor_shared::client::InstanceFilter {
+            name: Some("operator".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("instances");
+    assert!(ops.is_empty(), "{ops:?}");
+    watcher.abort();
+    server.stop().await;
+}

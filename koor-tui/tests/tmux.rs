@@ -456,3 +456,92 @@ async fn operator_sees_reservations_and_force_releases_one() {
     drop(tmux);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_messages_an_agent_and_sees_the_reply() {
+    if !tmux_available("operator_messages_an_agent_and_sees_the_reply") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = koor_server::spawn(Config::for_data_dir(dir.path()))
+        .await
+        .expect("server");
+    let url = server.url();
+    let api = client(&url);
+    let agent = api
+        .register(&RegisterRequest {
+            name: "stuck-agent".into(),
+            ..RegisterRequest::default()
+        })
+        .await
+        .expect("register");
+
+    let tmux = Tmux::start(
+        "messages",
+        dir.path(),
+        100,
+        30,
+        &format!("env TERM=tmux-256color {BIN} --server {url}"),
+    );
+    tmux.wait_text("● connected").await;
+    tmux.keys(&["3"]);
+    tmux.wait_text("stuck-agent").await;
+    tmux.keys(&["m"]);
+    tmux.wait_text("Message to stuck-agent · from operator")
+        .await;
+    tmux.keys(&["-l", "are you stuck?"]);
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["-l", "T-3 waits on you"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("✓ sent to stuck-agent").await;
+
+    // the agent sees it from "operator" in its inbox (and has not read it: the console marks it)
+    let path = format!("/api/instances/{}/inbox", agent.instance.id);
+    let inbox = api
+        .send_value(reqwest::Method::GET, &path, None, Some(&agent.token))
+        .await
+        .expect("inbox");
+    let msg = &inbox["messages"][0];
+    assert_eq!(msg["from"]["name"], "operator");
+    assert_eq!(msg["subject"], "are you stuck?");
+    assert_eq!(msg["body"], "T-3 waits on you");
+    tmux.wait("the unread mark", |p| p.contains("stuck-agent ✉1"))
+        .await;
+
+    // it answers the operator by name; the Messages section shows both
+    let reply = json!({"from": agent.instance.id, "to": ["operator"], "subject": "yes: need the schema",
+                       "thread_id": msg["thread_id"]});
+    api.send_value(
+        reqwest::Method::POST,
+        "/api/messages",
+        Some(&reply),
+        Some(&agent.token),
+    )
+    .await
+    .expect("reply");
+    tmux.keys(&["5", "["]);
+    let pane = tmux
+        .wait("both messages", |p| {
+            p.contains("stuck-agent → operator") && p.contains("operator → stuck-agent")
+        })
+        .await;
+    assert!(pane.contains("yes: need the schema"), "{pane}");
+
+    // q quits and takes the operator instance with it
+    tmux.keys(&["q"]);
+    let start = Instant::now();
+    while tmux.alive() {
+        assert!(start.elapsed() < WAIT, "koor-tui did not quit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(tmux);
+    let left = api
+        .instances(&koor_shared::client::InstanceFilter {
+            name: Some("operator".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("instances");
+    assert!(left.is_empty(), "{left:?}");
+    server.stop().await;
+}
