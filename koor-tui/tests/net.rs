@@ -597,3 +597,153 @@ async fn the_operator_sends_as_its_own_instance_and_messages_are_listed() {
     watcher.abort();
     server.stop().await;
 }
+
+/// Whether the server has task boards (`GET /api/tasks`); the task tests skip with a message
+/// on a server built without them.
+async fn has_tasks(client: &Client) -> bool {
+    match client
+        .send_value(reqwest::Method::GET, "/api/tasks", None, None)
+        .await
+    {
+        Err(e) if e.status() == Some(404) => {
+            eprintln!("skipped: this server has no /api/tasks");
+            false
+        }
+        _ => true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_board_is_listed_followed_and_a_claim_put_back_to_open() {
+    use koor_tui::msg::Command;
+    use koor_tui::net::run_command;
+    use reqwest::Method;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(config(dir.path()), "127.0.0.1:0".parse().expect("addr")).await;
+    let client = server.client(None);
+    if !has_tasks(&client).await {
+        server.stop().await;
+        return;
+    }
+    let agent = client
+        .register(&koor_shared::types::RegisterRequest {
+            name: "worker".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("register");
+    let plan = json!([
+        {"title": "schema"},
+        {"title": "api", "depends_on": ["#0"], "priority": 1},
+        {"title": "ui", "depends_on": ["#1"]}
+    ]);
+    client
+        .send_value(Method::POST, "/api/tasks/shop", Some(&plan), None)
+        .await
+        .expect("plan");
+    let claim = json!({"instance_id": agent.instance.id, "ttl": "10m"});
+    let claimed = client
+        .send_value(
+            Method::POST,
+            "/api/tasks/shop/claim",
+            Some(&claim),
+            Some(&agent.token),
+        )
+        .await
+        .expect("claim");
+    let id = claimed["id"].as_str().expect("id").to_owned();
+
+    let (tx, mut rx) = mpsc::channel(16);
+    let watcher = tokio::spawn(watch_events(client.clone(), tx));
+    let Net::Snapshot(snap) = next_raw(&mut rx).await else {
+        panic!("snapshot first")
+    };
+    let mut boards = None;
+    loop {
+        match next_raw(&mut rx).await {
+            Net::Boards(b) => boards = Some(b),
+            Net::Conn(Conn::Connected) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(boards, Some(vec!["shop".to_owned()]));
+    // the console reads the board it shows
+    let Some(Net::Tasks {
+        project,
+        tasks,
+        as_of,
+    }) = run_command(&client, Command::RefreshTasks("shop".into())).await
+    else {
+        panic!("a board")
+    };
+    assert_eq!(project, "shop");
+    assert!(as_of >= snap.metrics.last_event_id);
+    let got = tasks.iter().find(|t| t.id == id).expect("the claimed task");
+    assert_eq!(got.status, "claimed");
+    assert_eq!(got.holder.as_ref().map(|h| h.name.as_str()), Some("worker"));
+    assert_eq!(
+        got.expires_at,
+        claimed["claim"]["expires_at"].as_str().expect("expiry")
+    );
+    let deps: Vec<(&str, usize)> = tasks
+        .iter()
+        .map(|t| (t.title.as_str(), t.depends_on.len()))
+        .collect();
+    assert!(
+        deps.contains(&("ui", 1)) && deps.contains(&("api", 1)),
+        "{deps:?}"
+    );
+    assert!(
+        tasks.iter().all(|t| t.id == id || !t.ready),
+        "only the first was ready"
+    );
+
+    // the operator puts it back to open: the event follows
+    match run_command(
+        &client,
+        Command::ForceReleaseTask {
+            project: "shop".into(),
+            id: id.clone(),
+        },
+    )
+    .await
+    {
+        Some(Net::TaskReleased { error: None, .. }) => {}
+        other => panic!("expected the release, got {other:?}"),
+    }
+    let events = until(
+        &mut rx,
+        |n| matches!(n, Net::Events(e) if e.iter().any(|e| e.topic.starts_with("koor.task.") && e.data["status"] == "open")),
+    )
+    .await;
+    let ev = events
+        .iter()
+        .find(|e| e.topic.starts_with("koor.task.") && e.data["status"] == "open")
+        .expect("event");
+    assert_eq!(ev.data["id"], json!(id));
+    let Some(Net::Tasks { tasks, .. }) =
+        run_command(&client, Command::RefreshTasks("shop".into())).await
+    else {
+        panic!("a board")
+    };
+    let got = tasks.iter().find(|t| t.id == id).expect("task");
+    assert_eq!((got.status.as_str(), got.holder.is_none()), ("open", true));
+    // a second release finds nothing claimed: an error for the status line, not a panic
+    match run_command(
+        &client,
+        Command::ForceReleaseTask {
+            project: "shop".into(),
+            id,
+        },
+    )
+    .await
+    {
+        Some(Net::TaskReleased {
+            error: Some(err), ..
+        }) => assert!(err.contains("409"), "{err}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    watcher.abort();
+    server.stop().await;
+}

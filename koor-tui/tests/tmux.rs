@@ -545,3 +545,117 @@ async fn operator_messages_an_agent_and_sees_the_reply() {
     assert!(left.is_empty(), "{left:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_sees_the_task_board_and_reopens_a_claimed_task() {
+    if !tmux_available("operator_sees_the_task_board_and_reopens_a_claimed_task") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = koor_server::spawn(Config::for_data_dir(dir.path()))
+        .await
+        .expect("server");
+    let url = server.url();
+    let api = client(&url);
+    if let Err(e) = api
+        .send_value(reqwest::Method::GET, "/api/tasks", None, None)
+        .await
+        && e.status() == Some(404)
+    {
+        eprintln!("skipped: this server has no /api/tasks");
+        server.stop().await;
+        return;
+    }
+    let agent = api
+        .register(&RegisterRequest {
+            name: "worker".into(),
+            ..RegisterRequest::default()
+        })
+        .await
+        .expect("register");
+    let plan = json!([
+        {"title": "user schema"},
+        {"title": "login api", "depends_on": ["#0"]},
+        {"title": "login page", "depends_on": ["#1"]}
+    ]);
+    api.send_value(reqwest::Method::POST, "/api/tasks/shop", Some(&plan), None)
+        .await
+        .expect("plan");
+    let claim = json!({"instance_id": agent.instance.id, "ttl": "10m"});
+    let claimed = api
+        .send_value(
+            reqwest::Method::POST,
+            "/api/tasks/shop/claim",
+            Some(&claim),
+            Some(&agent.token),
+        )
+        .await
+        .expect("claim");
+    let id = claimed["id"].as_str().expect("id").to_owned();
+
+    let tmux = Tmux::start(
+        "tasks",
+        dir.path(),
+        100,
+        30,
+        &format!("env TERM=tmux-256color {BIN} --server {url}"),
+    );
+    tmux.wait_text("● connected").await;
+    tmux.keys(&["5", "]"]);
+    let pane = tmux
+        .wait("the claimed task with its holder and time left", |p| {
+            row(p, &id).is_some_and(|r| {
+                r.contains(&"claimed")
+                    && r.contains(&"worker")
+                    && r.last().is_some_and(|l| l.ends_with('m'))
+            })
+        })
+        .await;
+    assert!(pane.contains("Tasks shop 3"), "{pane}");
+    assert!(
+        row(&pane, "blocked").is_some_and(|r| r.contains(&"login")),
+        "{pane}"
+    );
+
+    // r asks first (No focused); y puts the claimed task back to open
+    tmux.keys(&["r"]);
+    let pane = tmux.wait_text("Put task back to open").await;
+    assert!(pane.contains("claimed by worker"), "{pane}");
+    assert!(pane.contains("> No <"), "{pane}");
+    tmux.keys(&["y"]);
+    tmux.wait_text(&format!("✓ {id} is open again")).await;
+    tmux.wait("the task ready again", |p| {
+        row(p, &id).is_some_and(|r| r.contains(&"ready") && !r.contains(&"worker"))
+    })
+    .await;
+    let task = api
+        .send_value(
+            reqwest::Method::GET,
+            &format!("/api/tasks/shop/{id}"),
+            None,
+            None,
+        )
+        .await
+        .expect("task");
+    assert_eq!(task["status"], "open");
+
+    // a new task on the board arrives as its event
+    api.send_value(
+        reqwest::Method::POST,
+        "/api/tasks/shop",
+        Some(&json!({"title": "release notes"})),
+        None,
+    )
+    .await
+    .expect("add");
+    tmux.wait_text("release notes").await;
+
+    tmux.keys(&["q"]);
+    let start = Instant::now();
+    while tmux.alive() {
+        assert!(start.elapsed() < WAIT, "koor-tui did not quit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(tmux);
+    server.stop().await;
+}
