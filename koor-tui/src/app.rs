@@ -340,6 +340,12 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
                     filter: app.events.filter.clone(),
                     ..EventsView::default()
                 };
+                // messages are merged by id, and ids start over too
+                app.work.messages = crate::views::work::messages::MessagesSection {
+                    filter: app.work.messages.filter.clone(),
+                    ..Default::default()
+                };
+                app.instances.unread.clear();
                 app.set_status_on(
                     None,
                     "the server's event history started over (new data dir?)",

@@ -572,3 +572,24 @@ fn every_section_draws_at_any_size() {
     }
     assert_eq!(app.view, ViewId::Instances);
 }
+
+#[test]
+fn a_server_with_a_new_history_drops_the_messages_shown() {
+    let mut app = with_messages();
+    assert_eq!(app.work.messages.list.len(), 2);
+    let snap = crate::msg::Snapshot {
+        metrics: crate::app::tests::metrics(1),
+        state: vec![],
+        instances: vec![],
+        recent: vec![],
+        since: 1,
+        reset: true,
+        projects: vec![],
+    };
+    update(&mut app, Msg::Net(Net::Snapshot(Box::new(snap))));
+    assert!(
+        app.work.messages.list.is_empty(),
+        "ids start over: no mixing"
+    );
+    assert!(app.instances.unread.is_empty());
+}
