@@ -3,6 +3,8 @@
 
 // Starting servers and talking to them.
 mod harness;
+// A webhook receiver on loopback that can acknowledge, fail or hang.
+mod receiver;
 
 // Health, metrics, errors, auth, restart, the data-dir lock.
 mod server;
@@ -32,3 +34,13 @@ mod mcp_work;
 mod rules;
 // The web dashboard: its listener, and the page in headless Chromium (skipped without it unless CI).
 mod dashboard;
+// Webhooks: signatures, order under failures, restarts, isolation, auto-disable.
+mod webhooks;
+// The audit log: every kind of mutation, actors, filters, retention.
+mod audit;
+// Backup under load, restore, and the Prometheus exposition.
+mod backup;
+// Rules export and import.
+mod rules_io;
+// Issue 16: DNS rebinding, idle connections, costly patterns, exact event data, a full disk, the lock.
+mod hardening;

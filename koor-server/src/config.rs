@@ -18,7 +18,9 @@ use crate::logging::parse_level;
     about = "Koor: a coordination server for AI coding agents (state, specs, events, instances, MCP)",
     after_help = "Each flag may also come from its env var or the config file (flags > env > file > defaults).\n\
                   Config file keys: bind, dashboard_bind, data_dir, auth_token, log_level, log_dir,\n\
-                  stale_after, event_retention, allowed_origins, require_instance_token."
+                  stale_after, event_retention, allowed_origins, require_instance_token,\n\
+                  audit_retention, webhook_timeout, webhook_max_failures, allowed_hosts,\n\
+                  max_connections, request_timeout."
 )]
 pub struct Args {
     /// API listen address [env: KOOR_BIND] [default: localhost:9800]
@@ -48,10 +50,30 @@ pub struct Args {
     /// Extra browser origins allowed on /mcp and WebSockets, comma-separated [env: KOOR_ALLOWED_ORIGINS]
     #[arg(long, value_name = "ORIGINS")]
     pub allowed_origins: Option<String>,
+    /// Extra host names the server answers to when no token is set, comma-separated; `*` = any
+    /// (DNS-rebinding protection) [env: KOOR_ALLOWED_HOSTS]
+    #[arg(long, value_name = "HOSTS")]
+    pub allowed_hosts: Option<String>,
+    /// Most connections open at once (both listeners, WebSockets included)
+    /// [env: KOOR_MAX_CONNECTIONS] [default: the open-file limit minus 256, at most 16384]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<String>,
+    /// Time a new connection has to send its first request [env: KOOR_REQUEST_TIMEOUT] [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub request_timeout: Option<String>,
     /// Require X-Koor-Instance-Token on every call made for an instance (heartbeat, holds, inbox)
     /// [env: KOOR_REQUIRE_INSTANCE_TOKEN] [default: false]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub require_instance_token: Option<String>,
+    /// Audit log entries kept; older ones are pruned [env: KOOR_AUDIT_RETENTION] [default: 100000]
+    #[arg(long, value_name = "N")]
+    pub audit_retention: Option<String>,
+    /// How long a webhook receiver may take to answer, e.g. 10s [env: KOOR_WEBHOOK_TIMEOUT] [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub webhook_timeout: Option<String>,
+    /// Consecutive failed deliveries after which a webhook is disabled [env: KOOR_WEBHOOK_MAX_FAILURES] [default: 10]
+    #[arg(long, value_name = "N")]
+    pub webhook_max_failures: Option<String>,
     /// Config file (JSON object) [default: ./settings.json when it exists]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -76,8 +98,28 @@ pub struct Config {
     /// Events a WebSocket subscriber may fall behind by before it is closed (not a flag).
     pub subscriber_buffer: usize,
     pub allowed_origins: Vec<String>,
+    /// Host names answered besides loopback, IP literals and the bind hosts (`*` = any).
+    pub allowed_hosts: Vec<String>,
+    /// Most connections open at once; at the bound the oldest one that never sent a request is
+    /// closed to make room.
+    pub max_connections: usize,
+    /// Time a new connection has to send its first request's headers.
+    pub request_timeout: Duration,
+    /// Test knob, not a flag: caps the database at this many pages (SQLite's `max_page_count`)
+    /// so tests can fill "the disk" without a small filesystem.
+    pub max_db_pages: Option<u64>,
     /// Calls made for an instance must carry its `X-Koor-Instance-Token`.
     pub require_instance_token: bool,
+    /// Audit log entries kept.
+    pub audit_retention: u64,
+    /// Per-attempt timeout of a webhook delivery.
+    pub webhook_timeout: Duration,
+    /// Consecutive failures that disable a webhook.
+    pub webhook_max_failures: u32,
+    /// First retry delay of a failed delivery; doubles up to `webhook_retry_max` (not flags:
+    /// tests shorten them).
+    pub webhook_retry_base: Duration,
+    pub webhook_retry_max: Duration,
 }
 
 impl Default for Config {
@@ -94,7 +136,16 @@ impl Default for Config {
             prune_every: Duration::from_secs(10),
             subscriber_buffer: crate::bus::DEFAULT_CAPACITY,
             allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            max_connections: default_max_connections(),
+            request_timeout: Duration::from_secs(30),
+            max_db_pages: None,
             require_instance_token: false,
+            audit_retention: 100_000,
+            webhook_timeout: Duration::from_secs(10),
+            webhook_max_failures: 10,
+            webhook_retry_base: Duration::from_secs(1),
+            webhook_retry_max: Duration::from_secs(60),
         }
     }
 }
@@ -213,14 +264,83 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
             "KOOR_ALLOWED_ORIGINS",
             "allowed_origins",
         )
-        .map(|s| {
-            s.trim_matches(|c| c == '[' || c == ']')
-                .split(',')
-                .map(|o| o.trim().trim_matches('"').trim_end_matches('/').to_owned())
-                .filter(|o| !o.is_empty())
-                .collect()
-        })
+        .map(|s| list(&s))
         .unwrap_or_default();
+    let allowed_hosts = layers
+        .get(args.allowed_hosts, "KOOR_ALLOWED_HOSTS", "allowed_hosts")
+        .map(|s| list(&s))
+        .unwrap_or_default();
+    let max_connections = match layers.get(
+        args.max_connections,
+        "KOOR_MAX_CONNECTIONS",
+        "max_connections",
+    ) {
+        Some(s) => match s.trim().parse::<usize>() {
+            Ok(n) if n >= 2 => n,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "max connections",
+                    value: s,
+                    reason: "use a number of at least 2".into(),
+                });
+            }
+        },
+        None => defaults.max_connections,
+    };
+    let request_timeout = match layers.get(
+        args.request_timeout,
+        "KOOR_REQUEST_TIMEOUT",
+        "request_timeout",
+    ) {
+        Some(s) => parse_duration(&s).map_err(|reason| ConfigError::Invalid {
+            name: "request-timeout",
+            value: s,
+            reason,
+        })?,
+        None => defaults.request_timeout,
+    };
+
+    let positive = |value: Option<String>, name: &'static str, default: u64| match value {
+        Some(s) => match s.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(ConfigError::Invalid {
+                name,
+                value: s,
+                reason: "use a positive number".into(),
+            }),
+        },
+        None => Ok(default),
+    };
+    let audit_retention = positive(
+        layers.get(
+            args.audit_retention,
+            "KOOR_AUDIT_RETENTION",
+            "audit_retention",
+        ),
+        "audit retention",
+        defaults.audit_retention,
+    )?;
+    let webhook_max_failures = positive(
+        layers.get(
+            args.webhook_max_failures,
+            "KOOR_WEBHOOK_MAX_FAILURES",
+            "webhook_max_failures",
+        ),
+        "webhook max failures",
+        u64::from(defaults.webhook_max_failures),
+    )?;
+    let webhook_timeout = match layers.get(
+        args.webhook_timeout,
+        "KOOR_WEBHOOK_TIMEOUT",
+        "webhook_timeout",
+    ) {
+        Some(s) => parse_duration(&s).map_err(|reason| ConfigError::Invalid {
+            name: "webhook timeout",
+            value: s,
+            reason,
+        })?,
+        None => defaults.webhook_timeout,
+    };
 
     let require_instance_token = match layers.get(
         args.require_instance_token,
@@ -253,9 +373,46 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         prune_every: defaults.prune_every,
         subscriber_buffer: defaults.subscriber_buffer,
         allowed_origins,
+        allowed_hosts,
+        max_connections,
+        request_timeout,
+        max_db_pages: None,
         require_instance_token,
+        audit_retention,
+        webhook_timeout,
+        webhook_max_failures: u32::try_from(webhook_max_failures).unwrap_or(u32::MAX),
+        webhook_retry_base: defaults.webhook_retry_base,
+        webhook_retry_max: defaults.webhook_retry_max,
     })
 }
+
+/// A comma-separated list (a JSON array in the config file reads the same).
+fn list(s: &str) -> Vec<String> {
+    s.trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|o| o.trim().trim_matches('"').trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
+/// The open-file limit minus room for the database, logs and readers (Linux reads it from
+/// `/proc/self/limits`; elsewhere 1024 is assumed), between 64 and 16384.
+fn default_max_connections() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+            let soft = line.split_whitespace().nth(3)?;
+            if soft == "unlimited" {
+                Some(usize::MAX)
+            } else {
+                soft.parse::<usize>().ok()
+            }
+        })
+        .unwrap_or(1024);
+    soft.saturating_sub(256).clamp(64, 16_384)
+}
+
 
 /// `5m`, `90s`, `1h30m`, `500ms`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -340,6 +497,29 @@ mod tests {
         assert_eq!(cfg.log_level, Level::ERROR);
         assert_eq!(cfg.stale_after, Duration::from_secs(60));
         assert_eq!(cfg.event_retention, 500);
+        assert_eq!(cfg.allowed_hosts, Vec::<String>::new());
+
+        let file2 = write(
+            dir.path(),
+            r#"{"allowed_hosts":["koor.lan","build-box:9800"],"max_connections":100,"request_timeout":"5s"}"#,
+        );
+        let cfg = resolve(
+            Args {
+                config: Some(file2),
+                ..Args::default()
+            },
+            &env_of(&[("KOOR_MAX_CONNECTIONS", "50")]),
+        )
+        .expect("resolves");
+        assert_eq!(cfg.allowed_hosts, ["koor.lan", "build-box:9800"]);
+        assert_eq!(cfg.max_connections, 50, "env beats the file");
+        assert_eq!(cfg.request_timeout, Duration::from_secs(5));
+        // Put the first file back for the layers below.
+        write(
+            dir.path(),
+            r#"{"bind":"file:1","dashboard_bind":"file:2","data_dir":"/file","auth_token":"file-token",
+                "log_level":"error","stale_after":"1m","event_retention":500}"#,
+        );
 
         let env = env_of(&[
             ("KOOR_BIND", "env:1"),
@@ -385,8 +565,14 @@ mod tests {
         assert!(err.to_string().contains("loud"), "{err}");
 
         let args = Args {
-            config: Some(file),
+            config: Some(file.clone()),
             stale_after: Some("soon".into()),
+            ..Args::default()
+        };
+        assert!(resolve(args, &env_of(&[])).is_err());
+        let args = Args {
+            config: Some(file),
+            max_connections: Some("1".into()),
             ..Args::default()
         };
         assert!(resolve(args, &env_of(&[])).is_err());
@@ -404,6 +590,45 @@ mod tests {
             ..Args::default()
         };
         assert!(resolve(args, &env_of(&[])).is_err());
+    }
+
+    #[test]
+    fn operator_settings_from_flags_env_and_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = write(
+            dir.path(),
+            r#"{"audit_retention":500,"webhook_timeout":"3s","webhook_max_failures":4}"#,
+        );
+        let args = || Args {
+            config: Some(file.clone()),
+            ..Args::default()
+        };
+        let cfg = resolve(args(), &env_of(&[])).expect("resolves");
+        assert_eq!(cfg.audit_retention, 500);
+        assert_eq!(cfg.webhook_timeout, Duration::from_secs(3));
+        assert_eq!(cfg.webhook_max_failures, 4);
+        let cfg = resolve(
+            Args {
+                webhook_max_failures: Some("2".into()),
+                ..args()
+            },
+            &env_of(&[
+                ("KOOR_AUDIT_RETENTION", "7"),
+                ("KOOR_WEBHOOK_MAX_FAILURES", "9"),
+            ]),
+        )
+        .expect("resolves");
+        assert_eq!(cfg.audit_retention, 7);
+        assert_eq!(cfg.webhook_max_failures, 2);
+        let bad = resolve(args(), &env_of(&[("KOOR_AUDIT_RETENTION", "0")]));
+        assert!(
+            bad.expect_err("zero")
+                .to_string()
+                .contains("audit retention")
+        );
+        let defaults = Config::default();
+        assert_eq!(defaults.audit_retention, 100_000);
+        assert_eq!(defaults.webhook_max_failures, 10);
     }
 
     #[test]

@@ -12,22 +12,28 @@
 //! - [`holds`]: the one model behind locks, reservations and task claims (TTL, expiry, fences).
 //! - [`waiters`]: long-polls that sleep until a committed event concerns them.
 //! - [`validate`]: the validation engine (rule matching, globs, stacks) behind `/api/validate`.
+//! - [`webhooks`]: webhook delivery workers (ordered, retried, resumed after a restart).
+//! - [`audit`]: capture of every mutating request into the append-only audit log.
+//! - [`metrics`]: Prometheus counters, histograms and gauges behind `GET /metrics`.
 //! - [`api`]: the warp route tree, one module per resource, one rejection handler.
 //!
 //! [`open`] builds an [`App`] (locks the data dir, opens the database); [`run`] serves it on
 //! already-bound listeners until the shutdown future resolves.
 
 pub mod api;
+pub mod audit;
 pub mod bus;
 pub mod config;
 pub mod holds;
 pub mod instances;
 pub mod logging;
 pub mod messages;
+pub mod metrics;
 mod serve;
 pub mod store;
 pub mod validate;
 pub mod waiters;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -58,6 +64,9 @@ pub struct App {
     pub waiters: Waiters,
     pub config: Arc<Config>,
     pub logs: Arc<LogRing>,
+    /// Audit entries waiting to be appended.
+    pub audit: Arc<audit::Recorder>,
+    pub metrics: Arc<metrics::Metrics>,
     pub started: Instant,
     addrs: Arc<std::sync::RwLock<(String, String)>>,
     stop: watch::Receiver<bool>,
@@ -91,7 +100,7 @@ impl App {
 /// Locks the data directory and opens the database.
 pub fn open(config: Config, logs: Arc<LogRing>) -> Result<App, OpenError> {
     let bus = Bus::new(config.subscriber_buffer);
-    let store = Store::open(&config.data_dir, bus.clone())?;
+    let store = Store::open_capped(&config.data_dir, bus.clone(), config.max_db_pages)?;
     let instances =
         Registry::load(&store, config.stale_after).map_err(|e| OpenError::Database {
             path: store.path().to_owned(),
@@ -102,7 +111,10 @@ pub fn open(config: Config, logs: Arc<LogRing>) -> Result<App, OpenError> {
         reason: format!("cannot load holds: {e}"),
     })?;
     let (stop_tx, stop) = watch::channel(false);
+    let metrics = Arc::new(metrics::Metrics::new(store.writer_stats()));
     Ok(App {
+        audit: Arc::default(),
+        metrics,
         store,
         bus,
         instances,
@@ -145,10 +157,14 @@ pub async fn run(
     );
     // Subscribed here, before the first request is accepted, so no waiter can miss an event.
     let dispatcher = tokio::spawn(app.waiters.clone().run(app.bus.subscribe(), app.stopping()));
-    let api_server = serve::serve(api, api::routes(app.clone()), app.stopping());
+    let webhooks = tokio::spawn(webhooks::run(app.clone()));
+    let audit = tokio::spawn(audit::run(app.clone()));
+    let conns = serve::Connections::new(app.config.max_connections, app.config.request_timeout);
+    let api_server = serve::serve(api, api::routes(app.clone()), conns.clone(), app.stopping());
     let dashboard_server = async {
         if let Some(listener) = dashboard {
-            serve::serve(listener, api::dashboard_routes(app.clone()), app.stopping()).await;
+            let routes = api::dashboard_routes(app.clone());
+            serve::serve(listener, routes, conns, app.stopping()).await;
         }
     };
     let servers = futures_util::future::join(api_server, dashboard_server);
@@ -167,6 +183,9 @@ pub async fn run(
     let _ = background.await;
     let _ = sweeper.await;
     let _ = dispatcher.await;
+    let _ = webhooks.await;
+    let _ = audit.await;
+    audit::flush(&app).await;
     if let Err(e) = app.instances.flush(&app.store).await {
         tracing::warn!(error = %e, "could not write the last heartbeats");
     }

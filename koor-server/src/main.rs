@@ -1,6 +1,8 @@
-//! The `koor-server` binary: parse config, set up logs, open the store, bind, serve.
+//! The `koor-server` binary: parse config, set up logs, open the store, bind, serve; or, as
+//! `koor-server restore FILE --data-dir DIR`, put a backup in place of a stopped server's data.
 
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -8,7 +10,52 @@ use koor_server::config::{self, Args, Config};
 use koor_server::logging::{self, LogRing, RING_CAPACITY};
 use tokio::net::TcpListener;
 
+/// `koor-server restore`: replace the database of a data dir no server is using with a backup.
+#[derive(Debug, Parser)]
+#[command(
+    name = "koor-server restore",
+    about = "Replace the database in --data-dir with a backup (from `koor-cli backup` or GET /api/backup).\n\
+             The file must pass PRAGMA integrity_check and have a schema this server knows; no server may\n\
+             be running on the directory. The old database is kept as data.db.before-restore-<time>."
+)]
+struct RestoreArgs {
+    /// The backup file
+    #[arg(value_name = "FILE", required_unless_present = "file_flag")]
+    file: Option<PathBuf>,
+    /// The backup file (the original's spelling)
+    #[arg(long = "file", value_name = "FILE", conflicts_with = "file")]
+    file_flag: Option<PathBuf>,
+    /// The data directory to restore into [env: KOOR_DATA_DIR] [default: .]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+fn restore() -> ExitCode {
+    let args = RestoreArgs::parse_from(std::env::args_os().skip(1));
+    let Some(file) = args.file.or(args.file_flag) else {
+        eprintln!("koor-server restore: name the backup file");
+        return ExitCode::from(2);
+    };
+    let data_dir = args
+        .data_dir
+        .or_else(|| std::env::var_os("KOOR_DATA_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("."));
+    match koor_server::store::backup::restore(&file, &data_dir) {
+        Ok(done) => {
+            println!("{}", serde_json::to_string(&done).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("koor-server restore: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "restore") {
+        return restore();
+    }
     let args = Args::parse();
     let config = match config::resolve(args, &|name| std::env::var(name).ok()) {
         Ok(c) => c,

@@ -285,7 +285,7 @@ mod tests {
         Arc::new(BusEvent::new(Event {
             id,
             topic: topic.into(),
-            data,
+            data: data.into(),
             source: "koor".into(),
             created_at: String::new(),
         }))

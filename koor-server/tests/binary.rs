@@ -367,3 +367,67 @@ fn sigkill_under_load_loses_no_acknowledged_write() {
     });
     terminate(&mut child);
 }
+
+#[test]
+fn restore_refuses_while_a_server_runs_then_puts_the_backup_in_place() {
+    // A real database to restore: the data dir of a server that ran and stopped.
+    let source = tempfile::tempdir().expect("tempdir");
+    let (mut child, _stderr, _) =
+        start(server(source.path()).args(["--bind", "127.0.0.1:0", "--dashboard-bind", ""]));
+    assert_eq!(terminate(&mut child), 0);
+    let backup = source.path().join("backup.db");
+    std::fs::copy(source.path().join("data.db"), &backup).expect("copy");
+
+    let target = tempfile::tempdir().expect("tempdir");
+    let (mut running, _stderr, _) = start(server(target.path()).args([
+        "--bind",
+        "127.0.0.1:0",
+        "--dashboard-bind",
+        "",
+        "--data-dir",
+        ".",
+    ]));
+    let restore = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("restore")
+            .args(args)
+            .current_dir(target.path())
+            .env_remove("KOOR_DATA_DIR")
+            .output()
+            .expect("run restore");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let file = backup.to_str().expect("utf-8 path");
+    let (code, _, err) = restore(&[file, "--data-dir", "."]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("stop it before restoring"), "{err}");
+    assert_eq!(terminate(&mut running), 0);
+
+    let junk = target.path().join("junk.db");
+    std::fs::write(&junk, "not a database").expect("write");
+    let (code, _, err) = restore(&[junk.to_str().expect("path"), "--data-dir", "."]);
+    assert_eq!(code, 1, "{err}");
+
+    // The original's `--file` spelling, and the data dir from the current directory.
+    let (code, out, err) = restore(&["--file", file]);
+    assert_eq!(code, 0, "{err}");
+    let done: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert!(
+        done["previous"]
+            .as_str()
+            .expect("previous")
+            .contains("before-restore")
+    );
+    assert!(done["schema_version"].as_i64().expect("version") >= 1);
+    let (code, _, err) = restore(&[]);
+    assert_eq!(code, 2, "{err}");
+
+    // A server starts on the restored directory.
+    let (mut again, _stderr, _) =
+        start(server(target.path()).args(["--bind", "127.0.0.1:0", "--dashboard-bind", ""]));
+    assert_eq!(terminate(&mut again), 0);
+}

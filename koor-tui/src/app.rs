@@ -60,6 +60,8 @@ pub struct App {
     /// system events to the lists (list-then-watch).
     pub snapshot_id: i64,
     pub projects: BTreeSet<String>,
+    /// Webhooks, for their health in the header.
+    pub webhooks: Vec<koor_shared::ops::Webhook>,
     pub events: EventsView,
     pub state: StateView,
     pub instances: InstancesView,
@@ -92,6 +94,7 @@ impl App {
             metrics: None,
             snapshot_id: 0,
             projects: opts.projects.into_iter().collect(),
+            webhooks: Vec::new(),
             events: EventsView::default(),
             state: StateView::default(),
             instances: InstancesView::default(),
@@ -118,6 +121,12 @@ impl App {
 
     pub fn stale_count(&self) -> usize {
         self.instances.stale().len()
+    }
+
+    /// Webhooks (failing, disabled): retrying after errors, and turned off after too many.
+    pub fn webhook_trouble(&self) -> (usize, usize) {
+        let count = |h: &str| self.webhooks.iter().filter(|w| w.health() == h).count();
+        (count("failing"), count("disabled"))
     }
 
     /// A message about the current view: it shows while that view is on screen.
@@ -362,6 +371,7 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
             }
             app.events.follow_to_end(app.page());
             app.projects.extend(snap.projects);
+            cmds.push(Command::FetchWebhooks);
             for p in &app.projects {
                 cmds.push(Command::FetchSpecs(p.clone()));
             }
@@ -384,6 +394,7 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
         Net::Instances(list) => app.instances.set_list(list, app.now_ms),
         Net::Instance(inst) => app.instances.upsert(*inst, app.now_ms),
         Net::Specs(list) => app.state.set_specs(list, app.now_ms),
+        Net::Webhooks(list) => app.webhooks = list,
         Net::LogSnapshot(records) => {
             app.logs.replace(records);
         }
@@ -596,6 +607,7 @@ fn on_event(app: &mut App, ev: Event, cmds: &mut Vec<Command>) {
                 app.work
                     .on_event(&ev.topic, d, &ev.created_at, ev.id, now, cmds);
             }
+            t if t.starts_with("koor.webhook.") => cmds.push(Command::FetchWebhooks),
             topic => {
                 app.work
                     .on_event(topic, d, &ev.created_at, ev.id, now, cmds);

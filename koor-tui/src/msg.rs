@@ -93,6 +93,8 @@ pub enum Net {
     Instance(Box<Instance>),
     /// The specs of one project.
     Specs(SpecList),
+    /// The webhooks with their delivery health.
+    Webhooks(Vec<koor_shared::ops::Webhook>),
     /// Log stream: a snapshot at the chosen level (replaces what is shown) ...
     LogSnapshot(Vec<LogRecord>),
     /// ... then live records.
@@ -208,6 +210,8 @@ pub enum Command {
     RefreshInstances,
     /// `GET /api/specs/{project}`.
     FetchSpecs(String),
+    /// `GET /api/webhooks` (on connect, and after a `koor.webhook.*` event).
+    FetchWebhooks,
     /// Restart the log stream at this level.
     SetLogLevel(Level),
     /// (ext) `GET /api/locks/{name}` (a `koor.lock.acquired` event carries no expiry).

@@ -614,6 +614,7 @@ pub async fn run_command(client: &Client, cmd: Command) -> Option<Net> {
             })
         }
         Command::RefreshMessages => messages(client).await,
+        Command::FetchWebhooks => client.webhooks().await.ok().map(Net::Webhooks),
     }
 }
 

@@ -128,6 +128,13 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let events = format::count(app.events.total);
     let keys = app.state.keys.len();
     let instances = app.instances.list.len();
+    // webhooks in trouble come first: they are what an operator must act on
+    let (failing, disabled) = app.webhook_trouble();
+    let hooks = |long: bool| match (failing, disabled, long) {
+        (0, 0, _) => String::new(),
+        (f, d, true) => format!("webhooks {f} failing {d} disabled · "),
+        (f, d, false) => format!("hooks {f}✗ {d}⊘ "),
+    };
     // the counts in the longest form that fits; the scheme of the URL goes first when tight
     // with a filter on the current view, the counts say so and how many rows it lets through
     let (shown_long, shown_short) = match app.filtered_rows() {
@@ -139,10 +146,18 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     };
     let counts = [
         format!(
-            "{shown_long}events {events} · keys {keys} · instances {instances} · stale {stale} "
+            "{}{shown_long}events {events} · keys {keys} · instances {instances} · stale {stale} ",
+            hooks(true)
         ),
-        format!("{shown_short}ev {events} keys {keys} inst {instances} stale {stale} "),
-        format!("{shown_short}inst {instances} stale {stale} "),
+        format!(
+            "{}{shown_short}ev {events} keys {keys} inst {instances} stale {stale} ",
+            hooks(false)
+        ),
+        format!(
+            "{}{shown_short}inst {instances} stale {stale} ",
+            hooks(false)
+        ),
+        hooks(false),
     ];
     let server = app.server.as_str();
     let short_server = server.split_once("://").map_or(server, |(_, rest)| rest);
@@ -175,7 +190,13 @@ fn draw_header(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     let (left, right) = chosen;
     f.render_widget(Paragraph::new(Line::from(left)), area);
     if let Some(right) = right {
-        let style = if stale > 0 { theme.warn() } else { theme.dim() };
+        let style = if failing + disabled > 0 {
+            theme.bad()
+        } else if stale > 0 {
+            theme.warn()
+        } else {
+            theme.dim()
+        };
         f.render_widget(
             Paragraph::new(Line::from(Span::styled(right, style)).right_aligned()),
             area,

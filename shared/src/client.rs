@@ -336,6 +336,11 @@ impl Client {
         self.get("/api/metrics").await
     }
 
+    /// `GET /api/webhooks`: every webhook with its delivery health.
+    pub async fn webhooks(&self) -> Result<Vec<crate::ops::Webhook>, ClientError> {
+        self.get("/api/webhooks").await
+    }
+
     // ----- state -----
 
     pub async fn state_list(&self) -> Result<Vec<StateSummary>, ClientError> {

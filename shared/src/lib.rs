@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`types`]: the JSON bodies of `API.md` (state, specs, events, instances, health).
+//! - [`ops`]: the JSON bodies of webhooks and the audit log, and the webhook headers.
 //! - [`rules`]: the JSON bodies of validation rules, proposals and validation runs.
 //! - [`error`]: the `{"error","code"}` error body.
 //! - [`etag`]: [`etag::ContentHash`], the SHA-256 of stored bytes, and ETag header comparison.
@@ -19,6 +20,7 @@ pub mod error;
 pub mod etag;
 pub mod identity;
 pub mod paths;
+pub mod ops;
 pub mod rules;
 pub mod time;
 pub mod topic;

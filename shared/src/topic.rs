@@ -11,8 +11,17 @@
 //!
 //! (ext) Topics whose first segment is `koor` are the server's system topics. A pattern sees them only
 //! when its own first segment is literally `koor`, so `*`, `**` and `api.*` never do.
+//!
+//! A pattern is compiled once into a regular expression over bytes (classes become byte sets, so a
+//! long `[...]` costs nothing per character) and matched by the `regex` crate, whose automata run
+//! in time linear in the topic for a compiled pattern: no pattern can make matching backtrack.
+//! Patterns are bounded like topics ([`MAX_PATTERN_BYTES`], [`PatternSet::parse`]).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Mutex, OnceLock};
+
+use regex::bytes::Regex;
 
 /// First segment reserved for the server's own events.
 pub const SYSTEM_PREFIX: &str = "koor";
@@ -39,6 +48,21 @@ pub enum TopicError {
 
 /// Longest topic a client may publish.
 pub const MAX_TOPIC_BYTES: usize = 512;
+/// Longest pattern a client may subscribe or filter with.
+pub const MAX_PATTERN_BYTES: usize = MAX_TOPIC_BYTES;
+/// Most patterns in one subscription or history query.
+pub const MAX_PATTERNS: usize = 64;
+
+/// Why a pattern (set) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error(
+        "pattern is longer than {MAX_PATTERN_BYTES} bytes (topics are at most {MAX_TOPIC_BYTES})"
+    )]
+    TooLong,
+    #[error("too many patterns: at most {MAX_PATTERNS} at once")]
+    TooMany,
+}
 
 /// Checks a topic a client wants to publish to.
 pub fn validate_publish_topic(topic: &str) -> Result<(), TopicError> {
@@ -64,25 +88,55 @@ pub fn validate_publish_topic(topic: &str) -> Result<(), TopicError> {
 }
 
 /// One compiled topic pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Pattern {
     raw: String,
     /// `None` for the match-all pattern (`*` or empty).
-    segments: Option<Vec<String>>,
+    matcher: Option<Matcher>,
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+impl Eq for Pattern {}
+
+/// A compiled pattern that is not match-all.
+#[derive(Debug, Clone)]
+struct Matcher {
+    /// The first segment is literally `koor` (the pattern may see system topics).
+    system: bool,
+    /// Matches `.` + topic; `None` when some class can match nothing, so no topic matches.
+    regex: Option<Regex>,
 }
 
 impl Pattern {
+    /// Compiles `raw` (surrounding whitespace ignored). Any length is accepted here; servers
+    /// bound what clients send with [`PatternSet::parse`].
     pub fn new(raw: &str) -> Self {
         let raw = raw.trim();
-        let segments = if raw.is_empty() || raw == "*" {
+        let matcher = if raw.is_empty() || raw == "*" {
             None
         } else {
-            Some(raw.split('.').map(str::to_owned).collect())
+            Some(Matcher {
+                system: raw.split('.').next() == Some(SYSTEM_PREFIX),
+                regex: compiled(raw),
+            })
         };
         Self {
             raw: raw.to_owned(),
-            segments,
+            matcher,
         }
+    }
+
+    /// Like [`Pattern::new`], refusing patterns longer than [`MAX_PATTERN_BYTES`].
+    pub fn parse(raw: &str) -> Result<Self, PatternError> {
+        if raw.trim().len() > MAX_PATTERN_BYTES {
+            return Err(PatternError::TooLong);
+        }
+        Ok(Self::new(raw))
     }
 
     /// The pattern as written.
@@ -93,14 +147,20 @@ impl Pattern {
     /// Whether `topic` matches this pattern.
     pub fn matches(&self, topic: &str) -> bool {
         let system = is_system_topic(topic);
-        match &self.segments {
+        match &self.matcher {
             None => !system,
-            Some(segments) => {
-                if system && segments.first().map(String::as_str) != Some(SYSTEM_PREFIX) {
+            Some(m) => {
+                if system && !m.system {
                     return false;
                 }
-                let topic: Vec<&str> = topic.split('.').collect();
-                match_segments(segments, &topic)
+                let Some(regex) = &m.regex else {
+                    return false;
+                };
+                // Every segment, the first included, is matched with the dot before it.
+                let mut dotted = Vec::with_capacity(topic.len() + 1);
+                dotted.push(b'.');
+                dotted.extend_from_slice(topic.as_bytes());
+                regex.is_match(&dotted)
             }
         }
     }
@@ -117,6 +177,24 @@ impl fmt::Display for Pattern {
 pub struct PatternSet(Vec<Pattern>);
 
 impl PatternSet {
+    /// Like [`PatternSet::new`], refusing too long patterns and too many of them (the bounds a
+    /// server puts on what clients send).
+    pub fn parse<S: AsRef<str>>(
+        patterns: impl IntoIterator<Item = S>,
+    ) -> Result<Self, PatternError> {
+        let mut list = Vec::new();
+        for p in patterns {
+            if list.len() == MAX_PATTERNS {
+                return Err(PatternError::TooMany);
+            }
+            list.push(Pattern::parse(p.as_ref())?);
+        }
+        if list.is_empty() {
+            list.push(Pattern::new("*"));
+        }
+        Ok(Self(list))
+    }
+
     pub fn new<S: AsRef<str>>(patterns: impl IntoIterator<Item = S>) -> Self {
         let mut list: Vec<Pattern> = patterns
             .into_iter()
@@ -137,114 +215,152 @@ impl PatternSet {
     }
 }
 
-/// Segment-wise match in O(pattern × topic) time, however many `**` the pattern has:
-/// `reach[j]` says whether the pattern read so far can end just before topic segment `j`.
-fn match_segments(pattern: &[String], topic: &[&str]) -> bool {
-    let mut reach = vec![false; topic.len() + 1];
-    reach[0] = true;
-    for p in pattern {
-        if p == "**" {
-            // Zero or more segments: once reachable, every later position is too.
-            let mut seen = false;
-            for r in &mut reach {
-                seen |= *r;
-                *r = seen;
-            }
-        } else {
-            for j in (1..=topic.len()).rev() {
-                reach[j] = reach[j - 1] && glob(p.as_bytes(), topic[j - 1].as_bytes());
-            }
-            reach[0] = false;
-        }
-        if !reach.contains(&true) {
-            return false;
-        }
+/// Compiled patterns by their text, so callers that build the same pattern often (a console
+/// filtering every row) compile it once. Bounded: cleared when full.
+fn compiled(raw: &str) -> Option<Regex> {
+    const CACHE_MAX: usize = 256;
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<Regex>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(raw).cloned()) {
+        return hit;
     }
-    reach[topic.len()]
+    let regex = to_regex(raw).and_then(|source| Regex::new(&source).ok());
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= CACHE_MAX {
+            c.clear();
+        }
+        c.insert(raw.to_owned(), regex.clone());
+    }
+    regex
 }
 
-/// Glob match of one segment: `*`, `?`, `[set]`, `[!set]`, `\x` escapes.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0usize, 0usize);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() {
-            match pattern[p] {
+/// A set of bytes, one bit each.
+#[derive(Clone, Copy, Default)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    fn add(&mut self, b: u8) {
+        self.0[usize::from(b >> 6)] |= 1 << (b & 63);
+    }
+
+    fn add_range(&mut self, lo: u8, hi: u8) {
+        for b in lo..=hi {
+            self.add(b);
+        }
+    }
+
+    fn contains(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
+    }
+
+    /// The set as a regex class of byte ranges; `None` when empty.
+    fn to_class(self) -> Option<String> {
+        let mut out = String::from("[");
+        let mut b = 0usize;
+        while b < 256 {
+            if self.contains(b as u8) {
+                let lo = b;
+                while b + 1 < 256 && self.contains((b + 1) as u8) {
+                    b += 1;
+                }
+                out.push_str(&format!("\\x{lo:02x}-\\x{b:02x}"));
+            }
+            b += 1;
+        }
+        out.push(']');
+        (out.len() > 2).then_some(out)
+    }
+}
+
+/// The regex (over bytes, anchored) matching `.` + every topic that `pattern` matches: a segment
+/// `**` becomes `(?:\.[^.]*)*` (zero or more segments), any other segment `\.` and its glob,
+/// where `*` is `[^.]*`, `?` is `[^.]` and a class the byte set it names, minus `.`. `None` when a
+/// class matches no byte at all.
+fn to_regex(pattern: &str) -> Option<String> {
+    let mut out = String::from("(?s-u)^");
+    for segment in pattern.split('.') {
+        if segment == "**" {
+            out.push_str("(?:\\.[^.]*)*");
+            continue;
+        }
+        out.push_str("\\.");
+        let p = segment.as_bytes();
+        let mut i = 0;
+        while i < p.len() {
+            match p[i] {
                 b'*' => {
-                    backtrack = Some((p, t));
-                    p += 1;
-                    continue;
+                    out.push_str("[^.]*");
+                    i += 1;
                 }
                 b'?' => {
-                    p += 1;
-                    t += 1;
-                    continue;
+                    out.push_str("[^.]");
+                    i += 1;
                 }
-                b'[' => match class(&pattern[p..], text[t]) {
-                    Some((true, next)) => {
-                        p += next;
-                        t += 1;
-                        continue;
+                b'\\' if i + 1 < p.len() => {
+                    push_byte(&mut out, p[i + 1]);
+                    i += 2;
+                }
+                b'[' => match class(&p[i..]) {
+                    Some((set, len)) => {
+                        out.push_str(&set.to_class()?);
+                        i += len;
                     }
-                    Some((false, _)) => {}
-                    None if text[t] == b'[' => {
-                        p += 1;
-                        t += 1;
-                        continue;
+                    // Unterminated: a literal `[`.
+                    None => {
+                        push_byte(&mut out, b'[');
+                        i += 1;
                     }
-                    None => {}
                 },
-                b'\\' if p + 1 < pattern.len() && pattern[p + 1] == text[t] => {
-                    p += 2;
-                    t += 1;
-                    continue;
+                c => {
+                    push_byte(&mut out, c);
+                    i += 1;
                 }
-                b'\\' if p + 1 < pattern.len() => {}
-                c if c == text[t] => {
-                    p += 1;
-                    t += 1;
-                    continue;
-                }
-                _ => {}
             }
-        }
-        match backtrack {
-            Some((bp, bt)) => {
-                p = bp + 1;
-                t = bt + 1;
-                backtrack = Some((bp, bt + 1));
-            }
-            None => return false,
         }
     }
-    pattern[p..].iter().all(|&c| c == b'*')
+    out.push('$');
+    Some(out)
 }
 
-/// Matches `c` against the class at the start of `pattern` (which begins with `[`). Returns whether
-/// it matched and the class's length, or `None` for an unterminated class (then `[` is literal).
-fn class(pattern: &[u8], c: u8) -> Option<(bool, usize)> {
+fn push_byte(out: &mut String, b: u8) {
+    out.push_str(&format!("\\x{b:02x}"));
+}
+
+/// The byte set of the class at the start of `pattern` (which begins with `[`): `[abc]`, `[a-z]`,
+/// `[!abc]` / `[^abc]`, a `]` first is literal. Never contains `.`, which separates segments.
+/// Returns the set and the class's length, or `None` for an unterminated class.
+fn class(pattern: &[u8]) -> Option<(ByteSet, usize)> {
     let mut i = 1;
     let negated = matches!(pattern.get(i), Some(b'!' | b'^'));
     if negated {
         i += 1;
     }
-    let mut matched = false;
+    let mut set = ByteSet::default();
     let mut first = true;
-    loop {
+    let len = loop {
         let lo = *pattern.get(i)?;
         if lo == b']' && !first {
-            return Some((matched != negated, i + 1));
+            break i + 1;
         }
         first = false;
         if pattern.get(i + 1) == Some(&b'-') && pattern.get(i + 2).is_some_and(|&hi| hi != b']') {
             let hi = pattern[i + 2];
-            matched |= lo <= c && c <= hi;
+            if lo <= hi {
+                set.add_range(lo, hi);
+            }
             i += 3;
         } else {
-            matched |= lo == c;
+            set.add(lo);
             i += 1;
         }
+    };
+    if negated {
+        for w in &mut set.0 {
+            *w = !*w;
+        }
     }
+    set.0[usize::from(b'.' >> 6)] &= !(1 << (b'.' & 63));
+    Some((set, len))
 }
 
 #[cfg(test)]
@@ -343,11 +459,40 @@ mod tests {
 
     #[test]
     fn glob_edge_cases() {
-        assert!(glob(b"*", b""));
-        assert!(glob(b"a*b*c", b"axxbyyc"));
-        assert!(!glob(b"a*b*c", b"axxbyy"));
-        assert!(glob(b"[", b"["));
-        assert!(glob(b"\\*", b"*"));
-        assert!(!glob(b"\\*", b"x"));
+        let m = |p: &str, t: &str| Pattern::new(p).matches(t);
+        assert!(m("x.*", "x."));
+        assert!(m("a*b*c", "axxbyyc"));
+        assert!(!m("a*b*c", "axxbyy"));
+        assert!(m("[", "["));
+        assert!(m("\\*", "*"));
+        assert!(!m("\\*", "x"));
+        assert!(m("[]a]", "]"));
+        assert!(!m("[!a].b", "a.b"));
+        assert!(m("[^a].b", "c.b"));
+        assert!(!m("a[.]b", "a.b"), "a class never matches the separator");
+        assert!(!m("a[!x]b", "a.b"));
+        assert!(!m("[z-a]", "m"), "an empty range matches nothing");
+        assert!(m("caf\u{e9}", "caf\u{e9}"));
+    }
+
+    #[test]
+    fn long_classes_cost_nothing_per_character() {
+        // Was quadratic in the topic times the class length (minutes for a 30,000-byte class).
+        let class = "a".repeat(30_000);
+        let pattern = Pattern::new(&format!("*[{class}]b"));
+        let topic = "a".repeat(511);
+        for _ in 0..1000 {
+            assert!(!pattern.matches(&topic));
+        }
+        assert!(pattern.matches(&format!("{}ab", "a".repeat(300))));
+        assert_eq!(
+            PatternSet::parse([format!("*[{class}]b")]),
+            Err(PatternError::TooLong)
+        );
+        assert_eq!(
+            PatternSet::parse(vec!["a"; MAX_PATTERNS + 1]),
+            Err(PatternError::TooMany)
+        );
+        assert!(PatternSet::parse(["api.*", "koor.**"]).is_ok());
     }
 }

@@ -150,13 +150,105 @@ pub struct SpecWrite {
     pub updated_at: String,
 }
 
+/// A JSON value kept as the exact text it arrived as: numbers keep every digit (no rounding
+/// through `f64`, integers beyond 64 bits stay integers), object keys keep their order. It
+/// serializes as that text, so a server passes event data through byte for byte.
+///
+/// For reading fields it dereferences to the parsed [`Value`] (parsed once, on first use), so
+/// `event.data["key"]` and `event.data.get("key")` work as on a `Value`. Deserialize it with
+/// `serde_json::from_str`/`from_slice`/`from_reader` (not `from_value`, which has no text to keep).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson {
+    raw: Box<serde_json::value::RawValue>,
+    #[serde(skip)]
+    parsed: std::sync::OnceLock<Value>,
+}
+
+impl RawJson {
+    /// Checks that `text` is one JSON document and keeps it as is.
+    pub fn parse(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::value::RawValue::from_string(text).map(|raw| Self {
+            raw,
+            parsed: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The JSON text of `value`.
+    pub fn from_value(value: &Value) -> Self {
+        let text = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
+        Self::parse(text).unwrap_or_default()
+    }
+
+    /// The exact JSON text.
+    pub fn text(&self) -> &str {
+        self.raw.get()
+    }
+
+    /// The value parsed (numbers then go through `f64`/`i64` as usual).
+    pub fn value(&self) -> Value {
+        (**self).clone()
+    }
+}
+
+impl std::ops::Deref for RawJson {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        self.parsed
+            .get_or_init(|| serde_json::from_str(self.text()).unwrap_or(Value::Null))
+    }
+}
+
+impl Default for RawJson {
+    fn default() -> Self {
+        Self {
+            raw: serde_json::value::RawValue::NULL.to_owned(),
+            parsed: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl From<Value> for RawJson {
+    fn from(value: Value) -> Self {
+        Self::from_value(&value)
+    }
+}
+
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
+    }
+}
+
+impl Eq for RawJson {}
+
+impl PartialEq<Value> for RawJson {
+    fn eq(&self, other: &Value) -> bool {
+        **self == *other
+    }
+}
+
+impl std::fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
+impl std::fmt::Display for RawJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
 /// An event on the bus.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: i64,
     pub topic: String,
+    /// The data exactly as published (see [`RawJson`]).
     #[serde(default)]
-    pub data: Value,
+    pub data: RawJson,
     #[serde(default)]
     pub source: String,
     pub created_at: String,

@@ -308,7 +308,11 @@ impl Subscriber {
     }
 
     fn print(&self, event: &Event) -> io::Result<()> {
-        self.out.json(event)
+        // The server passes event data through as it was sent, maybe indented: keep one event
+        // per line.
+        let text = serde_json::to_vec(event).map_err(io::Error::other)?;
+        let line = crate::output::compact_json(&text).unwrap_or(text);
+        self.out.json_text(&line)
     }
 }
 

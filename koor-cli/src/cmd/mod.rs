@@ -1,5 +1,7 @@
 //! The commands, one module per group.
 
+mod audit;
+mod backup;
 mod completions;
 mod config;
 mod events;
@@ -10,13 +12,14 @@ mod lock;
 mod logs;
 mod mcp;
 mod me;
-mod messages;
 mod reserve;
+mod messages;
 mod rules;
 mod specs;
 mod state;
 mod status;
 mod wait;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -173,6 +176,31 @@ pub enum Command {
     )]
     Logs(logs::LogsArgs),
 
+    /// Webhooks: list (with delivery health), add, delete, test.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  koor-cli webhooks add --id ci --url http://127.0.0.1:8080/hook --patterns 'build.*'\n  koor-cli webhooks list --pretty"
+    )]
+    Webhooks(webhooks::WebhooksCmd),
+
+    /// The audit log of mutations (who changed what, when, with what outcome), or its summary.
+    #[command(
+        after_help = "Example:\n  koor-cli audit --action 'state.*' --since 1h --pretty\n  koor-cli audit summary --since 24h"
+    )]
+    Audit(audit::AuditArgs),
+
+    /// Download a consistent snapshot of the whole store (a SQLite file).
+    #[command(
+        after_help = "Example:\n  koor-cli backup -o koor-$(date +%F).db\n  # restore it with the server stopped: koor-server restore koor-2026-02-09.db --data-dir DIR"
+    )]
+    Backup(backup::BackupArgs),
+
+    /// How to restore a backup (it runs offline: koor-server restore FILE --data-dir DIR).
+    #[command(
+        after_help = "Example:\n  koor-cli restore --file koor.db\n  # prints: restore runs on the server machine while the server is stopped: koor-server restore koor.db --data-dir DIR"
+    )]
+    Restore(backup::RestoreArgs),
+
     /// Which server and token the CLI uses, and where they are set.
     #[command(
         subcommand,
@@ -228,6 +256,10 @@ impl Command {
             Command::Rules(cmd) => cmd.run(ctx).await,
             Command::Validate(args) => args.run(ctx).await,
             Command::Logs(args) => args.run(ctx).await,
+            Command::Webhooks(cmd) => cmd.run(ctx).await,
+            Command::Audit(args) => args.run(ctx).await,
+            Command::Backup(args) => args.run(ctx).await,
+            Command::Restore(args) => args.run(),
             Command::Config(cmd) => cmd.run(ctx),
             Command::McpConfig(args) => args.run(ctx),
             Command::Init(args) => args.run(ctx),
@@ -243,4 +275,15 @@ impl Command {
 /// The usual end of a command: the answer printed, exit 0.
 fn done() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends a request and reads its JSON answer (errors become the usual exit codes).
+async fn send_json(
+    client: &koor_shared::client::Client,
+    rb: reqwest::RequestBuilder,
+) -> Result<serde_json::Value> {
+    let resp = client.send(rb).await?;
+    let bytes = resp.bytes().await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| anyhow::anyhow!("unexpected answer from the server: {e}"))
 }

@@ -54,6 +54,28 @@ pub enum RulesCmd {
         rule_id: String,
     },
 
+    /// Import rules of any projects (a JSON array, each rule naming its project) as accepted.
+    #[command(
+        after_help = "Example:\n  koor-cli rules import --file team-rules.json\n  koor-cli rules export --output all.json && koor-cli --server http://other:9800 rules import --file all.json"
+    )]
+    Import {
+        #[command(flatten)]
+        value: ValueArgs,
+    },
+
+    /// Export the accepted rules of every project as a JSON array (for `rules import`).
+    #[command(
+        after_help = "Example:\n  koor-cli rules export --source learned --output learned.json"
+    )]
+    Export {
+        /// Only these sources, comma-separated: local (set on the project), learned (proposed).
+        #[arg(long, value_name = "SOURCES")]
+        source: Option<String>,
+        /// Write the (indented) JSON to this file instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
+
     /// Reject a rule: it does not run.
     #[command(after_help = "Example:\n  koor-cli rules reject shop no-console-log")]
     Reject {
@@ -132,6 +154,46 @@ impl RulesCmd {
                     ..Rule::default()
                 };
                 ctx.out.json(&ctx.client()?.rule_propose(&rule).await?)?;
+            }
+            RulesCmd::Import { value } => {
+                let bytes = value.read()?;
+                match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    Ok(serde_json::Value::Array(_)) => {}
+                    Ok(_) => return Err(usage("the rules must be a JSON array of rule objects")),
+                    Err(e) => return Err(usage(format!("the rules are not valid JSON: {e}"))),
+                }
+                let client = ctx.client()?;
+                let rb = client
+                    .request(reqwest::Method::POST, "/api/rules/import")
+                    .header("content-type", "application/json")
+                    .body(bytes);
+                ctx.out.json(&super::send_json(&client, rb).await?)?;
+            }
+            RulesCmd::Export { source, output } => {
+                let client = ctx.client()?;
+                let path = match source {
+                    Some(s) => format!(
+                        "/api/rules/export?source={}",
+                        koor_shared::client::encode_query(&s)
+                    ),
+                    None => "/api/rules/export".to_owned(),
+                };
+                let rules =
+                    super::send_json(&client, client.request(reqwest::Method::GET, &path)).await?;
+                match output {
+                    Some(file) => {
+                        let mut text = serde_json::to_vec_pretty(&rules)?;
+                        text.push(b'\n');
+                        std::fs::write(&file, text)
+                            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", file.display()))?;
+                        let count = rules.as_array().map_or(0, Vec::len);
+                        ctx.out.json(&serde_json::json!({
+                            "file": file.display().to_string(),
+                            "exported": count,
+                        }))?;
+                    }
+                    None => ctx.out.json(&rules)?,
+                }
             }
             RulesCmd::Accept { project, rule_id } => {
                 let r = ctx

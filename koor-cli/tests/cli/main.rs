@@ -15,6 +15,7 @@ mod locks;
 mod messages;
 mod misc;
 mod reservations;
+mod ops;
 mod rules;
 mod specs;
 mod state;

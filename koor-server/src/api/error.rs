@@ -49,6 +49,8 @@ pub enum ApiError {
     Internal(String),
     #[error("the server is shutting down")]
     Unavailable,
+    #[error("{0}")]
+    InsufficientStorage(String),
 }
 
 impl warp::reject::Reject for ApiError {}
@@ -67,6 +69,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -90,6 +93,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { message, details } => ApiError::Conflict { message, details },
             StoreError::Sqlite(m) => ApiError::Internal(format!("database error: {m}")),
             StoreError::Closed => ApiError::Unavailable,
+            full @ StoreError::Full => ApiError::InsufficientStorage(full.to_string()),
         }
     }
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use koor_shared::time::{format_rfc3339, parse_rfc3339};
 use koor_shared::topic::{PatternSet, TopicError, validate_publish_topic};
-use koor_shared::types::PublishRequest;
+use koor_shared::types::RawJson;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_tungstenite::tungstenite::Message;
@@ -75,7 +75,14 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(query())
         .and(with_app(app))
         .map(|upgrade: ws::Upgrade, q: Query, app: App| {
-            let patterns = PatternSet::new(q.all("pattern").filter(|p| !p.trim().is_empty()));
+            let patterns =
+                match PatternSet::parse(q.all("pattern").filter(|p| !p.trim().is_empty())) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        return ApiError::bad_request(format!("invalid pattern: {e}"))
+                            .into_response();
+                    }
+                };
             let since = match q.int("since") {
                 Ok(Some(s)) if s < 0 => {
                     return ApiError::bad_request(
@@ -95,15 +102,28 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     publish.or(history).unify().or(subscribe).unify().boxed()
 }
 
+/// A publish body as the server reads it (the shared `PublishRequest` with `data` kept as text).
+#[derive(serde::Deserialize)]
+struct Publish {
+    #[serde(default)]
+    topic: String,
+    #[serde(default)]
+    data: RawJson,
+    #[serde(default)]
+    source: String,
+}
+
 async fn publish(app: App, body: Bytes) -> Result<Response, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-    if !value.is_object() {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        // Reported as the JSON parser would, or as "not an object" for valid non-objects.
+        serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
         return Err(ApiError::bad_request(
             "invalid JSON body: expected an object {\"topic\", \"data\", \"source\"}",
         ));
     }
-    let req: PublishRequest = serde_json::from_value(value)
+    // `data` is kept as the exact text sent (validated JSON): no digit of a number changes.
+    let req: Publish = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let topic = req.topic.trim().to_owned();
     validate_publish_topic(&topic).map_err(|e| match e {
@@ -117,7 +137,10 @@ async fn publish(app: App, body: Bytes) -> Result<Response, ApiError> {
         .write(move |tx| tx.emit(&topic, data, &source))
         .await?;
     tracing::info!(topic = %event.topic, id = event.id, "event published");
-    Ok(ok(&event))
+    let mut resp = ok(&event);
+    resp.extensions_mut()
+        .insert(crate::audit::AuditResource(event.topic.clone()));
+    Ok(resp)
 }
 
 fn time_param(q: &Query, name: &str) -> Result<Option<String>, ApiError> {
@@ -143,7 +166,10 @@ async fn history(app: App, q: Query) -> Result<Response, ApiError> {
     let topics: Vec<&str> = q.all("topic").filter(|t| !t.trim().is_empty()).collect();
     let filter = HistoryFilter {
         // No topic means `*`, which leaves out system topics as the original's clients expect.
-        patterns: Some(PatternSet::new(topics)),
+        patterns: Some(
+            PatternSet::parse(topics)
+                .map_err(|e| ApiError::bad_request(format!("invalid topic pattern: {e}")))?,
+        ),
         from: time_param(&q, "from")?,
         to: time_param(&q, "to")?,
         source: q.get("source").filter(|s| !s.is_empty()).map(str::to_owned),

@@ -3,22 +3,27 @@
 //! Each resource matches its path first and dispatches on the method inside its handler, so an
 //! unknown path is always a 404 and a known path with the wrong method a 405 with `Allow`.
 
+mod audit;
+mod backup;
 pub mod body;
 mod dashboard;
 pub mod error;
 pub mod events;
 mod health;
+mod host;
 mod identity;
 mod instances;
 mod locks;
 mod logs;
 mod mcp;
-mod messages;
 mod reservations;
+mod messages;
 mod rules;
 mod specs;
 mod state;
 mod wait;
+mod prometheus;
+mod webhooks;
 mod ws;
 
 use std::convert::Infallible;
@@ -62,12 +67,29 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .unify()
         .or(reservations::routes(app.clone()))
         .unify()
+        .or(webhooks::routes(app.clone()))
+        .unify()
+        .or(audit::routes(app.clone()))
+        .unify()
+        .or(backup::routes(app.clone()))
+        .unify()
+        .or(prometheus::routes(app.clone()))
+        .unify()
         .boxed();
-    auth_guard(app.clone())
+    let served = host::guard(app.clone())
+        .and(auth_guard(app.clone()))
         .and(cross_site_guard(app.clone()))
         .and(api)
         .recover(error::handle_rejection)
-        .unify()
+        .unify();
+    // Every reply, whatever route built it, is counted and (for a mutation) audited here.
+    crate::audit::seen(app.clone())
+        .and(served)
+        .map(move |seen, reply| {
+            let mut resp = Reply::into_response(reply);
+            crate::audit::observe(&app, seen, &mut resp);
+            resp
+        })
         .with(warp::log::custom(log_request))
         .map(Reply::into_response)
         .boxed()
@@ -77,7 +99,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
 /// same `/api/*` handlers (auth included), so the page needs no CORS. The API listener does not
 /// serve the page.
 pub fn dashboard_routes(app: App) -> BoxedFilter<(Response,)> {
-    dashboard::routes()
+    host::guard(app.clone())
+        .and(dashboard::routes())
         .with(warp::log::custom(log_request))
         .map(Reply::into_response)
         .or(routes(app))
@@ -98,7 +121,11 @@ fn log_request(info: warp::log::Info<'_>) {
 /// Routes that need the bearer token when auth is on: everything but `/health` (and the unknown
 /// paths, which stay JSON 404s so IDE probes are not mistaken for an auth challenge).
 fn needs_auth(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/") || path == "/mcp" || path.starts_with("/mcp/")
+    path == "/api"
+        || path.starts_with("/api/")
+        || path == "/mcp"
+        || path.starts_with("/mcp/")
+        || path == "/metrics"
 }
 
 fn auth_guard(app: App) -> BoxedFilter<()> {
@@ -164,16 +191,18 @@ pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
     else {
         return false;
     };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // Origins never carry user info: `http://localhost:80@evil.example` is evil.example.
+    if authority.contains('@') {
+        return false;
+    }
     let host = if let Some(v6) = rest.strip_prefix('[') {
         v6.split(']').next().unwrap_or_default()
     } else {
         rest.split([':', '/']).next().unwrap_or_default()
     };
     // Only real loopback names: `127.0.0.1.evil.example` is a foreign page.
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host::is_loopback_host(host)
 }
 
 /// Refuses (403) a request to `/api/*` or `/mcp` that a foreign web page sent (its `Origin` is
@@ -378,9 +407,20 @@ pub fn condition(headers: &HeaderMap) -> Result<crate::store::state::Condition, 
     };
     let if_version = match text(koor_shared::IF_VERSION_HEADER)? {
         None => None,
-        Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
-            ApiError::bad_request(format!("invalid X-Koor-If-Version: {v:?} is not a number"))
-        })?),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if n >= 0 => Some(n),
+            // A version that can never exist is a mistake in the request, not a lost race.
+            Ok(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid X-Koor-If-Version: {v:?} (versions start at 1; 0 means \"must not exist\")"
+                )));
+            }
+            Err(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid X-Koor-If-Version: {v:?} is not a number"
+                )));
+            }
+        },
     };
     Ok(crate::store::state::Condition {
         if_match: text("if-match")?,

@@ -20,8 +20,8 @@ use crate::validate::{self, MAX_CONTENT_BYTES, Target};
 /// Largest body of `POST /api/validate/{project}` and `PUT .../rules`: room for
 /// [`MAX_CONTENT_BYTES`] of content even when JSON escaping inflates it.
 const MAX_VALIDATE_BODY: usize = 8 * MAX_CONTENT_BYTES;
-/// Largest body of the `/api/rules` routes (one proposal).
-const MAX_RULE_BODY: usize = 256 * 1024;
+/// Largest body of the `/api/rules` routes (one proposal, or an import of many rules).
+const MAX_RULE_BODY: usize = 4 * 1024 * 1024;
 
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
     let validate = warp::path("api")
@@ -111,6 +111,10 @@ async fn rules_route(
         }
         ([], m) => Err(method_not_allowed(&m, "/api/rules", "GET")),
         (["propose"], Method::POST) => propose(&app, &body).await,
+        (["export"], Method::GET | Method::HEAD) => export(&app, &q).await,
+        (["export"], m) => Err(method_not_allowed(&m, "/api/rules/export", "GET")),
+        (["import"], Method::POST) => import(&app, &body).await,
+        (["import"], m) => Err(method_not_allowed(&m, "/api/rules/import", "POST")),
         ([project], Method::GET | Method::HEAD) => {
             list_project(&app, project, status_filter(&q, None)?).await
         }
@@ -160,6 +164,89 @@ async fn rules_route(
         )),
         _ => Err(ApiError::NotFound("not found".into())),
     }
+}
+
+/// One rule as `GET /api/rules/export` lists it: the rule with the original's `source`.
+#[derive(serde::Serialize)]
+struct Exported {
+    #[serde(flatten)]
+    rule: Rule,
+    source: &'static str,
+}
+
+/// `GET /api/rules/export[?source=local,learned]`: accepted rules of every project (all sources
+/// unless `source` names some).
+async fn export(app: &App, q: &Query) -> Result<Response, ApiError> {
+    let sources: Vec<String> = q
+        .get("source")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let rules = app
+        .store
+        .read(|c| rules::list_all(c, Some(ACCEPTED)))
+        .await?;
+    let out: Vec<Exported> = rules
+        .into_iter()
+        .map(|rule| {
+            let source = rules::source_of(&rule);
+            Exported { rule, source }
+        })
+        .filter(|e| sources.is_empty() || sources.iter().any(|s| s == e.source))
+        .collect();
+    Ok(ok(&out))
+}
+
+/// `POST /api/rules/import`: an array of rules (each naming its project) stored as accepted,
+/// replacing rules with the same project and id. All are checked first: one bad rule imports
+/// nothing.
+async fn import(app: &App, body: &Bytes) -> Result<Response, ApiError> {
+    let list: Vec<Rule> = json_body(body, None)
+        .map_err(|e| ApiError::bad_request(format!("{e} (the body is a JSON array of rules)")))?;
+    if list.is_empty() {
+        return Err(ApiError::bad_request("empty rules array"));
+    }
+    if list.len() > rules::MAX_RULES {
+        return Err(ApiError::bad_request(format!(
+            "too many rules: {}, the limit is {}",
+            list.len(),
+            rules::MAX_RULES
+        )));
+    }
+    let checked = tokio::task::spawn_blocking(move || {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(list.len());
+        for (i, mut rule) in list.into_iter().enumerate() {
+            rule.project = rule.project.trim().to_owned();
+            if rule.project.is_empty() {
+                return Err(ApiError::bad_request(format!(
+                    "project is required (rule #{} of the array)",
+                    i + 1
+                )));
+            }
+            rules::check(&mut rule).map_err(|e| {
+                ApiError::bad_request(format!("{e} (rule #{} of the array)", i + 1))
+            })?;
+            if !seen.insert((rule.project.clone(), rule.rule_id.clone())) {
+                return Err(ApiError::bad_request(format!(
+                    "duplicate rule {}/{} in the array",
+                    rule.project, rule.rule_id
+                )));
+            }
+            out.push(rule);
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|_| ApiError::Unavailable)??;
+    let imported = app
+        .store
+        .write(move |tx| rules::import(tx, checked))
+        .await?;
+    tracing::info!(count = imported, "rules imported");
+    Ok(ok(&serde_json::json!({ "imported": imported })))
 }
 
 /// `POST /api/rules/propose`: the same fields as the MCP `propose_rule` tool (plus `applies_to`).

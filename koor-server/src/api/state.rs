@@ -176,21 +176,25 @@ async fn put(app: App, key: String, headers: HeaderMap, body: Bytes) -> Result<R
         return Err(ApiError::bad_request("empty body"));
     }
     let content_type = match headers.get(warp::http::header::CONTENT_TYPE) {
-        None => "application/json",
+        None => "",
         Some(v) => v
             .to_str()
             .map_err(|_| ApiError::bad_request("invalid Content-Type: it must be visible ASCII"))?
             .trim(),
     };
+    let is_json = || serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok();
+    // Without a Content-Type the body is labelled by what it is; `curl -d` labels every body as
+    // a form, so a JSON body sent that way is stored as JSON too.
     let content_type = if content_type.is_empty() {
-        "application/json"
-    } else {
-        content_type
-    };
-    // `curl -d` labels every body as a form; a JSON body sent that way is stored as JSON.
-    let content_type = if content_type.starts_with("application/x-www-form-urlencoded")
-        && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_ok()
-    {
+        if is_json() {
+            "application/json"
+        } else if std::str::from_utf8(&body).is_ok() {
+            "text/plain; charset=utf-8"
+        } else {
+            "application/octet-stream"
+        }
+        .to_owned()
+    } else if content_type.starts_with("application/x-www-form-urlencoded") && is_json() {
         "application/json".to_owned()
     } else {
         content_type.to_owned()

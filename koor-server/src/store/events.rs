@@ -1,28 +1,26 @@
 //! Event history: every published event (system ones too) is stored with a strictly increasing id.
 
-use koor_shared::types::Event;
+use koor_shared::types::{Event, RawJson};
 use rusqlite::{Connection, params};
-use serde_json::Value;
 
 use super::Result;
 
-/// Stores one event and returns it with its id.
+/// Stores one event and returns it with its id. The data is stored as its exact JSON text.
 pub fn insert(
     conn: &Connection,
     topic: &str,
-    data: &Value,
+    data: RawJson,
     source: &str,
     now: &str,
 ) -> Result<Event> {
-    let text = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
     conn.prepare_cached(
         "INSERT INTO events (topic, data, source, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![topic, text, source, now])?;
+    .execute(params![topic, data.text(), source, now])?;
     Ok(Event {
         id: conn.last_insert_rowid(),
         topic: topic.to_owned(),
-        data: data.clone(),
+        data,
         source: source.to_owned(),
         created_at: now.to_owned(),
     })
@@ -46,7 +44,7 @@ pub fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
     Ok(Event {
         id: r.get(0)?,
         topic: r.get(1)?,
-        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+        data: RawJson::parse(data).unwrap_or_default(),
         source: r.get(3)?,
         created_at: r.get(4)?,
     })

@@ -10,6 +10,8 @@
 //! Reads run on the blocking thread pool with read-only connections, which WAL lets proceed while
 //! the writer works. Nothing here runs SQLite on an async worker thread.
 
+pub mod audit;
+pub mod backup;
 pub mod cache;
 pub mod events;
 pub mod holds;
@@ -20,6 +22,7 @@ pub mod rules;
 mod schema;
 pub mod specs;
 pub mod state;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -28,7 +31,7 @@ use std::thread;
 use std::time::Duration;
 
 use koor_shared::time::now_rfc3339;
-use koor_shared::types::Event;
+use koor_shared::types::{Event, RawJson};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -66,6 +69,12 @@ pub enum StoreError {
     /// SQLite failed (500).
     #[error("database error: {0}")]
     Sqlite(String),
+    /// The disk (or the database's size cap) is full (507). Nothing of the failed write was
+    /// kept; reads go on, and writes succeed again once space is freed.
+    #[error(
+        "the disk holding the database is full: this write was not stored (reads still work; writes resume once space is freed)"
+    )]
+    Full,
     /// The store is shutting down (503).
     #[error("the server is shutting down")]
     Closed,
@@ -73,6 +82,9 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return StoreError::Full;
+        }
         StoreError::Sqlite(e.to_string())
     }
 }
@@ -126,8 +138,8 @@ impl Tx<'_> {
     }
 
     /// Stores an event in history; it is published on the bus once the batch commits.
-    pub fn emit(&mut self, topic: &str, data: Value, source: &str) -> Result<Event> {
-        let event = events::insert(self.conn, topic, &data, source, &self.now)?;
+    pub fn emit(&mut self, topic: &str, data: impl Into<RawJson>, source: &str) -> Result<Event> {
+        let event = events::insert(self.conn, topic, data.into(), source, &self.now)?;
         self.events.push(Arc::new(BusEvent::new(event.clone())));
         Ok(event)
     }
@@ -141,6 +153,8 @@ impl Tx<'_> {
 
 trait WriteJob: Send {
     fn run(&mut self, tx: &mut Tx<'_>);
+    /// Whether the job failed because the disk is full.
+    fn failed_full(&self) -> bool;
     fn finish(self: Box<Self>, commit: Result<()>);
 }
 
@@ -170,10 +184,17 @@ where
                 tx_exec(tx.conn, "ROLLBACK TO job").and_then(|()| tx_exec(tx.conn, "RELEASE job"))
             }
         };
-        self.result = Some(match ended {
-            Ok(()) => result,
-            Err(e) => Err(e.into()),
+        self.result = Some(match (ended, result) {
+            (Ok(()), result) => result,
+            // The job's own error says more than the failed rollback after it (SQLite may have
+            // rolled the whole transaction back already, e.g. on a full disk).
+            (Err(_), Err(e)) => Err(e),
+            (Err(e), Ok(_)) => Err(e.into()),
         });
+    }
+
+    fn failed_full(&self) -> bool {
+        matches!(self.result, Some(Err(StoreError::Full)))
     }
 
     fn finish(self: Box<Self>, commit: Result<()>) {
@@ -194,6 +215,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     cache: Arc<StateCache>,
     checkpoint_stop: Mutex<Option<mpsc::Sender<()>>>,
+    stats: Arc<WriterStats>,
     bus: Bus,
     _lock: DirLock,
 }
@@ -208,6 +230,16 @@ impl Store {
     /// Locks `data_dir`, opens (or creates) `data.db` in it, migrates the schema and starts the
     /// writer thread.
     pub fn open(data_dir: &Path, bus: Bus) -> Result<Store, OpenError> {
+        Self::open_capped(data_dir, bus, None)
+    }
+
+    /// Like [`Store::open`], with the database capped at `max_pages` pages (SQLite's
+    /// `max_page_count`): a test knob that makes "the disk" fill up without a small filesystem.
+    pub fn open_capped(
+        data_dir: &Path,
+        bus: Bus,
+        max_pages: Option<u64>,
+    ) -> Result<Store, OpenError> {
         let path = data_dir.join("data.db");
         let db_err = |reason: String| OpenError::Database {
             path: path.clone(),
@@ -230,6 +262,9 @@ impl Store {
         })?;
         let mut conn = Connection::open(&path).map_err(|e| db_err(e.to_string()))?;
         configure_writer(&conn).map_err(|e| db_err(e.to_string()))?;
+        if let Some(pages) = max_pages {
+            set_page_cap(&conn, pages).map_err(|e| db_err(e.to_string()))?;
+        }
         schema::migrate(&mut conn).map_err(db_err)?;
         let last_id = events::last_id(&conn).map_err(|e| db_err(e.to_string()))?;
         bus.set_last_id(last_id);
@@ -238,9 +273,11 @@ impl Store {
         let writer_bus = bus.clone();
         let cache = Arc::new(StateCache::new(cache::DEFAULT_BUDGET));
         let writer_cache = cache.clone();
+        let stats = Arc::new(WriterStats::default());
+        let writer_stats = stats.clone();
         thread::Builder::new()
             .name("koor-writer".into())
-            .spawn(move || writer_loop(conn, rx, writer_bus, writer_cache))
+            .spawn(move || writer_loop(conn, rx, writer_bus, writer_cache, &writer_stats))
             .map_err(|e| db_err(format!("cannot start the writer thread: {e}")))?;
         let (checkpoint_stop, checkpoint_rx) = mpsc::channel();
         let checkpoint_path = path.clone();
@@ -256,6 +293,7 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
                 cache,
                 checkpoint_stop: Mutex::new(Some(checkpoint_stop)),
+                stats,
                 bus,
                 _lock: lock,
             }),
@@ -269,6 +307,11 @@ impl Store {
 
     pub fn bus(&self) -> &Bus {
         &self.inner.bus
+    }
+
+    /// The writer's batch sizes and commit latencies, for the metrics.
+    pub fn writer_stats(&self) -> &WriterStats {
+        &self.inner.stats
     }
 
     /// The current value of a state key: from the cache, else from SQLite (then cached).
@@ -309,6 +352,13 @@ impl Store {
                 .map_err(|_| StoreError::Closed)?;
         }
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Changes the test cap on the database's size (see [`Store::open_capped`]); raising it is
+    /// how tests "free space".
+    pub async fn set_page_cap(&self, pages: u64) -> Result<()> {
+        self.write(move |tx| Ok(set_page_cap(tx.conn(), pages)?))
+            .await
     }
 
     /// Runs `work` with a read-only connection on the blocking pool.
@@ -366,6 +416,14 @@ fn tx_exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
+fn set_page_cap(conn: &Connection, pages: u64) -> rusqlite::Result<()> {
+    conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+}
+
+/// Bytes the WAL file is cut back to after a checkpoint: it cannot keep a burst's size (or the
+/// space a failed write took on a full disk) for ever.
+const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
 fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -376,6 +434,11 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
     // Checkpoints run on their own thread (see `checkpointer`); this is only a backstop in case
     // that thread falls far behind.
     conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
+    conn.query_row(
+        &format!("PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}"),
+        [],
+        |_| Ok(()),
+    )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
@@ -407,7 +470,32 @@ fn open_reader(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>, bus: Bus, cache: Arc<StateCache>) {
+/// What the writer measures about its group commits.
+#[derive(Debug, Clone)]
+pub struct WriterStats {
+    /// Jobs per committed transaction.
+    pub batch_size: prometheus_client::metrics::histogram::Histogram,
+    /// Seconds from `BEGIN` to the end of `COMMIT`.
+    pub commit_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+        Self {
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.5, 12)),
+        }
+    }
+}
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Message>,
+    bus: Bus,
+    cache: Arc<StateCache>,
+    stats: &WriterStats,
+) {
     while let Ok(first) = rx.recv() {
         let mut jobs = Vec::new();
         let mut close = None;
@@ -425,7 +513,12 @@ fn writer_loop(conn: Connection, rx: mpsc::Receiver<Message>, bus: Bus, cache: A
             }
         }
         if !jobs.is_empty() {
+            let started = std::time::Instant::now();
+            stats.batch_size.observe(jobs.len() as f64);
             commit_batch(&conn, jobs, &bus, &cache);
+            stats
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
         }
         if let Some(done) = close {
             // Fold the WAL back into the main file so the data dir is tidy after a clean stop.
@@ -447,6 +540,7 @@ fn commit_batch(
     let mut hooks = Vec::new();
     let outcome = match conn.execute_batch("BEGIN IMMEDIATE") {
         Ok(()) => {
+            let mut aborted = None;
             for job in &mut jobs {
                 let mut tx = Tx {
                     conn,
@@ -456,8 +550,22 @@ fn commit_batch(
                     now: now_rfc3339(),
                 };
                 job.run(&mut tx);
+                // On some errors (a full disk, out of memory) SQLite rolls the whole transaction
+                // back by itself: the jobs before this one are gone too, and later ones would run
+                // outside any transaction. Fail the batch instead.
+                if conn.is_autocommit() {
+                    aborted = Some(if job.failed_full() {
+                        StoreError::Full
+                    } else {
+                        StoreError::Sqlite("the write transaction was rolled back".into())
+                    });
+                    break;
+                }
             }
-            conn.execute_batch("COMMIT").map_err(StoreError::from)
+            match aborted {
+                Some(e) => Err(e),
+                None => conn.execute_batch("COMMIT").map_err(StoreError::from),
+            }
         }
         Err(e) => Err(e.into()),
     };
@@ -467,6 +575,15 @@ fn commit_batch(
         events.clear();
         hooks.clear();
     }
+    let full = matches!(outcome, Err(StoreError::Full)) || jobs.iter().any(|j| j.failed_full());
+    if full {
+        // Give the space the failed write took in the WAL back: fold what is committed into the
+        // database and cut the WAL to nothing, so that freed space serves new writes.
+        warn_full();
+        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+            tracing::debug!(error = %e, "checkpoint after a full disk failed");
+        }
+    }
     for hook in hooks {
         hook();
     }
@@ -475,5 +592,25 @@ fn commit_batch(
     }
     for job in jobs {
         job.finish(outcome.clone());
+    }
+}
+
+/// Logs a full disk at most once a minute (every failed write would otherwise log it).
+fn warn_full() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let last = LAST.load(Ordering::Relaxed);
+    if now >= last + 60
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::error!(
+            "the disk holding the database is full: writes answer 507 until space is freed; reads keep working"
+        );
     }
 }

@@ -263,6 +263,38 @@ pub fn decide(tx: &mut Tx<'_>, project: &str, rule_id: &str, status: &str) -> Re
     Ok(rule)
 }
 
+/// Where a rule came from, as the original's export names it: `learned` when an agent or a
+/// person proposed it, else `local` (set directly on the project).
+pub fn source_of(rule: &Rule) -> &'static str {
+    if rule.proposed_by.is_empty() {
+        "local"
+    } else {
+        "learned"
+    }
+}
+
+/// Stores imported rules (already passed through [`check`]) as accepted, replacing rules with the
+/// same project and id (keeping their `created_at`). Emits `koor.rule.imported` with the count.
+pub fn import(tx: &mut Tx<'_>, rules: Vec<Rule>) -> Result<usize> {
+    let now = tx.now().to_owned();
+    let count = rules.len();
+    let mut projects = std::collections::BTreeSet::new();
+    for mut rule in rules {
+        let existing = get(tx.conn(), &rule.project, &rule.rule_id)?;
+        rule.status = ACCEPTED.into();
+        rule.created_at = existing.map_or_else(|| now.clone(), |e| e.created_at);
+        rule.updated_at = now.clone();
+        upsert(tx.conn(), &rule)?;
+        projects.insert(rule.project);
+    }
+    tx.emit(
+        "koor.rule.imported",
+        json!({"count": count, "projects": projects}),
+        "koor",
+    )?;
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,8 +115,46 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (message_id, instance_id)
     );
     CREATE INDEX message_inbox ON message_recipients (instance_id, message_id);
+    // 4: webhooks with their delivery cursor and health; the append-only audit log.
+    r#"
+    CREATE TABLE webhooks (
+        id              TEXT PRIMARY KEY,
+        url             TEXT NOT NULL,
+        patterns        TEXT NOT NULL,
+        secret          TEXT NOT NULL,
+        active          INTEGER NOT NULL,
+        created_at      TEXT NOT NULL,
+        updated_at      TEXT NOT NULL,
+        cursor          INTEGER NOT NULL,
+        delivered       INTEGER NOT NULL DEFAULT 0,
+        fail_count      INTEGER NOT NULL DEFAULT 0,
+        last_fired      TEXT,
+        last_attempt_at TEXT,
+        last_status     INTEGER,
+        last_error      TEXT
+    );
+    CREATE TABLE audit_log (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        timestamp  TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        resource   TEXT NOT NULL,
+        detail     TEXT NOT NULL,
+        outcome    TEXT NOT NULL,
+        status     INTEGER NOT NULL,
+        method     TEXT NOT NULL,
+        path       TEXT NOT NULL,
+        remote     TEXT NOT NULL,
+        token_used INTEGER NOT NULL
+    );
+    CREATE INDEX audit_log_timestamp ON audit_log (timestamp);
     "#,
 ];
+
+/// The schema version this server writes (a restored backup must not be newer).
+pub fn version() -> i64 {
+    MIGRATIONS.len() as i64
+}
 
 /// Brings the schema up to date in one transaction.
 pub fn migrate(conn: &mut Connection) -> Result<(), String> {

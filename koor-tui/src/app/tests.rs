@@ -24,7 +24,7 @@ pub fn ev(id: i64, topic: &str, data: Value) -> Event {
     Event {
         id,
         topic: topic.into(),
-        data,
+        data: data.into(),
         source: if topic.starts_with("koor.") {
             "koor".into()
         } else {
@@ -654,4 +654,27 @@ fn a_reconnect_reloads_the_logs() {
     // the first connect of a session loads them anyway: no second request
     let mut fresh = App::new(Options::default());
     assert!(update(&mut fresh, net(Net::Conn(Conn::Connected))).is_empty());
+}
+
+#[test]
+fn webhook_events_and_connects_refetch_the_webhooks() {
+    let mut app = connected();
+    let cmds = update(
+        &mut app,
+        Msg::Net(Net::Events(vec![ev(
+            11,
+            "koor.webhook.disabled",
+            json!({"id": "ci"}),
+        )])),
+    );
+    assert!(cmds.contains(&Command::FetchWebhooks), "{cmds:?}");
+    let cmds = update(
+        &mut app,
+        Msg::Net(Net::Events(vec![ev(
+            12,
+            "koor.state.updated",
+            json!({"key": "a", "version": 2}),
+        )])),
+    );
+    assert!(!cmds.contains(&Command::FetchWebhooks), "{cmds:?}");
 }

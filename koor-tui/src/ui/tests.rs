@@ -300,3 +300,33 @@ fn a_views_status_message_stays_on_that_view() {
     update(&mut app, ch('1'));
     assert_on_screen(&draw(&app, 80, 24), "paused: new events wait");
 }
+
+#[test]
+fn header_flags_failing_and_disabled_webhooks() {
+    let mut app = connected();
+    let hook = |id: &str, active: bool, fail_count: i64| -> koor_shared::ops::Webhook {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "url": "http://127.0.0.1:1/", "patterns": ["*"], "active": active,
+            "created_at": "2026-02-09T14:30:00Z", "fail_count": fail_count
+        }))
+        .expect("webhook")
+    };
+    update(
+        &mut app,
+        Msg::Net(Net::Webhooks(vec![
+            hook("ok", true, 0),
+            hook("flaky", true, 2),
+            hook("dead", false, 10),
+        ])),
+    );
+    assert_eq!(app.webhook_trouble(), (1, 1));
+    assert_on_screen(
+        &draw(&app, 120, 24),
+        "webhooks 1 failing 1 disabled · events 2",
+    );
+    assert_on_screen(&draw(&app, 80, 24), "hooks 1✗ 1⊘ inst 2 stale 1");
+    // Healthy again: the header is as before.
+    update(&mut app, Msg::Net(Net::Webhooks(vec![hook("ok", true, 0)])));
+    let lines = draw(&app, 80, 24);
+    assert!(!screen(&lines).contains("hooks"), "{}", screen(&lines));
+}

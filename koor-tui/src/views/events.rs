@@ -363,7 +363,7 @@ mod tests {
         Event {
             id,
             topic: topic.into(),
-            data: serde_json::json!({"n": id}),
+            data: serde_json::json!({"n": id}).into(),
             source: "test".into(),
             created_at: "2026-02-09T14:30:00Z".into(),
         }
@@ -381,7 +381,7 @@ mod tests {
         assert!(matches(&t("\"n\":7"), &ev(7, "x")), "the data too");
         assert!(matches(&t("#7"), &ev(7, "x")), "the id");
         let mut state = ev(8, "koor.state.updated");
-        state.data = serde_json::json!({"key": "api-contract", "version": 5});
+        state.data = serde_json::json!({"key": "api-contract", "version": 5}).into();
         assert!(
             matches(&t("api-contract"), &state),
             "what the DATA column shows"

@@ -18,6 +18,7 @@ pub fn int(description: &str) -> Value {
 }
 
 /// A boolean property.
+#[cfg_attr(not(test), allow(dead_code))] // for boolean arguments; no tool has one yet
 pub fn flag(description: &str) -> Value {
     json!({"type": "boolean", "description": description})
 }
@@ -165,6 +166,7 @@ impl Args {
         self.0.get(name).and_then(Value::as_i64)
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn flag(&self, name: &str) -> Option<bool> {
         self.0.get(name).and_then(Value::as_bool)
     }
