@@ -115,6 +115,7 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (message_id, instance_id)
     );
     CREATE INDEX message_inbox ON message_recipients (instance_id, message_id);
+    "#,
     // 4: webhooks with their delivery cursor and health; the append-only audit log.
     r#"
     CREATE TABLE webhooks (
