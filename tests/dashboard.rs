@@ -724,3 +724,117 @@ async fn dashboard_with_auth_asks_for_the_token_once() {
     b.close().await;
     s.running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_task_board_follows_claims_live() {
+    let Some(bin) = browser_or_skip("dashboard_task_board") else {
+        return;
+    };
+    let s = Dash::start(|_| {}).await;
+    let agent = s
+        .send(
+            Method::POST,
+            "/api/instances/register",
+            Some(json!({"name": "claude-code"})),
+        )
+        .await;
+    let agent = agent["id"].as_str().expect("id").to_owned();
+    s.send(
+        Method::POST,
+        "/api/tasks/shop",
+        Some(json!([
+            {"title": "design the schema"},
+            {"title": "orders API", "depends_on": ["#0"]},
+        ])),
+    )
+    .await;
+    s.send(
+        Method::POST,
+        "/api/tasks/web",
+        Some(json!({"title": "landing page"})),
+    )
+    .await;
+
+    let mut b = Browser::launch(&bin).await;
+    b.navigate(&format!("{}/", s.dashboard())).await;
+    b.wait_for(
+        "the live event stream",
+        "document.body.dataset.live === '1'",
+    )
+    .await;
+    b.wait_for("the shop board", &exists("#tasks tr[data-task='T-2']"))
+        .await;
+    assert_eq!(
+        b.eval("document.querySelector(\"#tasks tr[data-task='T-1']\").dataset.status")
+            .await,
+        json!("ready")
+    );
+    let waiting = b.eval(&text_of("#tasks tr[data-task='T-2']")).await;
+    assert!(
+        waiting
+            .as_str()
+            .is_some_and(|t| t.contains("waits for T-1")),
+        "{waiting}"
+    );
+
+    // A claim shows up live, with its holder and the time left.
+    s.send(
+        Method::POST,
+        "/api/tasks/shop/claim",
+        Some(json!({"instance_id": agent, "ttl": "10m"})),
+    )
+    .await;
+    b.wait_for(
+        "the claim",
+        "document.querySelector(\"#tasks tr[data-task='T-1']\").dataset.status === 'claimed'",
+    )
+    .await;
+    let row = b.eval(&text_of("#tasks tr[data-task='T-1']")).await;
+    let row = row.as_str().unwrap_or_default().to_owned();
+    assert!(row.contains("claude-code"), "holder shown: {row}");
+    assert!(row.contains('m'), "time left shown: {row}");
+
+    // Completing it makes T-2 ready; the operator's put-back of a claim shows as open again.
+    s.send(
+        Method::POST,
+        "/api/tasks/shop/T-1/complete",
+        Some(json!({"instance_id": agent})),
+    )
+    .await;
+    b.wait_for(
+        "T-2 ready",
+        "document.querySelector(\"#tasks tr[data-task='T-2']\").dataset.status === 'ready'",
+    )
+    .await;
+    s.send(
+        Method::POST,
+        "/api/tasks/shop/claim",
+        Some(json!({"instance_id": agent})),
+    )
+    .await;
+    b.wait_for(
+        "T-2 claimed",
+        "document.querySelector(\"#tasks tr[data-task='T-2']\").dataset.status === 'claimed'",
+    )
+    .await;
+    s.send(Method::POST, "/api/tasks/shop/T-2/release?force=1", None)
+        .await;
+    b.wait_for(
+        "T-2 back to ready",
+        "document.querySelector(\"#tasks tr[data-task='T-2']\").dataset.status === 'ready'",
+    )
+    .await;
+
+    // The selector switches boards.
+    b.eval(
+        "(() => { const s = document.getElementById('task-board'); s.value = 'web'; s.dispatchEvent(new Event('change')); })()",
+    )
+    .await;
+    b.wait_for(
+        "the web board",
+        "document.querySelectorAll('#tasks tr').length === 1 && document.getElementById('tasks').textContent.includes('landing page')",
+    )
+    .await;
+    b.close().await;
+    s.running.stop().await;
+}

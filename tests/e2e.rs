@@ -18,6 +18,8 @@ mod events;
 mod logs;
 // The agent registry: lifecycle, liveness, filters, persistence.
 mod instances;
+// Task boards over the hold model: claim races, dependencies, reclaim, conditional PATCH.
+mod tasks;
 // Locks over the hold model: races, expiry, keepalive, deregistration, fences, waits, tokens.
 mod locks;
 // File reservations: overlap, all or nothing, normalised paths, check, expiry, deregistration.

@@ -28,6 +28,7 @@ pub const TOOLS: &[&str] = &[
     "register_instance",
     "reserve",
     "set_intent",
+    "tasks",
 ];
 
 pub async fn connect(s: &Server) -> Client {

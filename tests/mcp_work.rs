@@ -210,3 +210,57 @@ async fn reserve_tool_reserves_checks_and_releases() {
     let list = ok_json(&call(&c, "reserve", json!({"action": "list", "project": "shop"})).await);
     assert_eq!(list["reservations"], json!([]));
 }
+
+#[tokio::test]
+async fn tasks_tool_lists_ready_claims_and_completes() {
+    let s = Server::start().await;
+    let plan = json!([{"title": "schema", "priority": 5}, {"title": "api", "depends_on": ["#0"]}]);
+    json(s.post_json("/api/tasks/shop", plan).await, 200).await;
+    let c = connect(&s).await;
+    let a = ok_json(&call(&c, "register_instance", json!({"name": "a"})).await);
+    let ready = ok_json(&call(&c, "tasks", json!({"action": "list", "project": "shop"})).await);
+    assert_eq!(
+        ready["count"], 1,
+        "only the task without open dependencies: {ready}"
+    );
+    let all = ok_json(
+        &call(
+            &c,
+            "tasks",
+            json!({"action": "list", "project": "shop", "all": true}),
+        )
+        .await,
+    );
+    assert_eq!(all["count"], 2);
+    let claimed = ok_json(
+        &call(
+            &c,
+            "tasks",
+            json!({"action": "claim", "project": "shop", "instance_id": a["instance_id"]}),
+        )
+        .await,
+    );
+    assert_eq!(claimed["title"], "schema");
+    assert_eq!(claimed["claim"]["holder"]["name"], "a");
+    let id = claimed["id"].as_str().expect("id").to_owned();
+    let none = err_text(
+        &call(
+            &c,
+            "tasks",
+            json!({"action": "claim", "project": "shop", "instance_id": a["instance_id"]}),
+        )
+        .await,
+    );
+    assert!(none.contains("no ready task"), "{none}");
+    let done = ok_json(
+        &call(&c, "tasks", json!({"action": "complete", "project": "shop", "id": id, "instance_id": a["instance_id"], "result": "migrated"})).await,
+    );
+    assert_eq!(done["status"], "done");
+    let ready = ok_json(&call(&c, "tasks", json!({"action": "list", "project": "shop"})).await);
+    assert_eq!(
+        ready["tasks"][0]["title"], "api",
+        "completing made the next one ready"
+    );
+    let e = err_text(&call(&c, "tasks", json!({"action": "fail", "project": "shop", "id": "T-2", "instance_id": a["instance_id"]})).await);
+    assert!(e.contains("reason is required"), "{e}");
+}

@@ -3,7 +3,7 @@
 // List-then-watch: read /api/metrics for the last event id, then the listings (state, instances,
 // rules, recent events), then follow /api/events/subscribe from that id, so nothing is missed
 // between the two and nothing shows twice. koor.* system events tell the page what changed; it
-// re-reads the affected listing. Instance heartbeats publish no event, so the instance list is
+// re-reads the affected listing (koor.task.* the shown task board). Instance heartbeats publish no event, so the instance list is
 // re-read every few seconds for the last-seen ages.
 //
 // Everything from the server is put in the page as text (textContent), never as HTML.
@@ -28,6 +28,7 @@ const app = {
   showSystem: true,
   staleAfter: null,
   refreshTimers: {},
+  board: sessionStorage.getItem('koor.board') || '',  // the project whose task board is shown
 };
 
 class AuthError extends Error {}
@@ -201,6 +202,65 @@ async function loadInstances() {
   $('instances-empty').hidden = list.length > 0;
 }
 
+// ----- task boards -----
+
+// Time left on a claim: "4m12s", "38s", or "expired".
+function left(iso) {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '';
+  const s = Math.round((t - Date.now()) / 1000);
+  if (s <= 0) return 'expired';
+  if (s < 60) return s + 's';
+  if (s < 3600) return Math.floor(s / 60) + 'm' + String(s % 60).padStart(2, '0') + 's';
+  return Math.floor(s / 3600) + 'h' + String(Math.floor(s / 60) % 60).padStart(2, '0') + 'm';
+}
+
+// The boards (projects with tasks) in the selector, then the selected board: claimed first, then
+// ready, open, failed, done, cancelled; by priority and age within each.
+async function loadTasks() {
+  const {boards} = await api('/api/tasks');
+  if (!boards.some((b) => b.project === app.board)) app.board = boards.length ? boards[0].project : '';
+  const select = $('task-board');
+  select.replaceChildren(...boards.map((b) => h('option', {value: b.project, selected: b.project === app.board}, b.project)));
+  select.hidden = boards.length === 0;
+  if (!app.board) {
+    $('tasks').replaceChildren();
+    $('task-counts').textContent = '';
+    $('tasks-empty').hidden = false;
+    return;
+  }
+  const board = await api('/api/tasks/' + encodeURIComponent(app.board));
+  const tasks = board.tasks || [];
+  const rank = (t) => (t.status === 'claimed' ? 0 : t.ready ? 1 : {open: 2, failed: 3, done: 4, cancelled: 5}[t.status] ?? 6);
+  tasks.sort((a, b) => rank(a) - rank(b));
+  const counts = {};
+  for (const t of tasks) counts[t.status] = (counts[t.status] || 0) + 1;
+  $('task-counts').textContent = ['claimed', 'open', 'done', 'failed'].filter((k) => counts[k]).map((k) => counts[k] + ' ' + k).join(' · ');
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  const rows = tasks.map((t) => {
+    const waits = (t.depends_on || []).filter((d) => (byId.get(d) || {}).status !== 'done');
+    const status = t.status === 'open' && t.ready ? 'ready' : t.status;
+    const claim = t.claim;
+    return h('tr', {class: 'task ' + status, 'data-task': t.id, 'data-status': status},
+      h('td', {}, h('span', {class: 'pill ' + status}, status)),
+      h('td', {class: 'mono', title: t.attempts ? t.attempts + ' earlier attempt(s)' : null}, t.id),
+      h('td', {class: 'ellipsis', title: [t.title, (t.labels || []).join(', ')].filter(Boolean).join(' · ')},
+        h('span', {class: 'strong'}, t.title),
+        waits.length ? h('span', {class: 'muted'}, ' · waits for ' + waits.join(', ')) : null),
+      h('td', {class: 'holder', title: claim ? claim.holder.id : null}, claim ? claim.holder.name : '—'),
+      h('td', {class: 'num muted', 'data-left': claim ? claim.expires_at : null, title: claim ? claim.expires_at : null},
+        claim ? left(claim.expires_at) : ''));
+  });
+  $('tasks').replaceChildren(...rows);
+  $('tasks-empty').hidden = tasks.length > 0;
+}
+
+$('task-board').addEventListener('change', (ev) => {
+  app.board = ev.target.value;
+  sessionStorage.setItem('koor.board', app.board);
+  loadTasks().catch(report);
+});
+
 // ----- rule proposals -----
 
 async function loadProposals() {
@@ -310,6 +370,7 @@ function onEvent(e) {
   if (e.topic.startsWith('koor.state.')) refreshSoon('state', loadState);
   else if (e.topic.startsWith('koor.instance.')) refreshSoon('instances', loadInstances);
   else if (e.topic.startsWith('koor.rule.')) refreshSoon('rules', loadProposals);
+  else if (e.topic.startsWith('koor.task.')) refreshSoon('tasks', loadTasks);
   if (app.paused) { app.pausedQueue.push(e); return; }
   app.events.set(e.id, e);
   const list = $('events');
@@ -410,7 +471,7 @@ async function loadAll() {
   }
   app.lastId = Math.max(app.lastId, serverLast);
   $('count-last-id').textContent = app.lastId;
-  await Promise.all([loadState(), loadInstances(), loadProposals(), loadHistory(), loadHealth()]);
+  await Promise.all([loadState(), loadInstances(), loadProposals(), loadTasks(), loadHistory(), loadHealth()]);
 }
 
 async function start() {
@@ -431,6 +492,7 @@ async function start() {
 // Ages tick every second; instances (heartbeats publish no event) and health every few seconds.
 setInterval(() => {
   for (const el of document.querySelectorAll('[data-ago]')) el.textContent = ago(el.dataset.ago);
+  for (const el of document.querySelectorAll('[data-left]')) el.textContent = left(el.dataset.left);
 }, 1000);
 setInterval(() => {
   if (document.hidden || !app.ws) return;

@@ -11,7 +11,7 @@
 //! | 6 | precondition failed (412): a conditional write lost |
 //! | 7 | any other error status from the server (400, 405, 413, 5xx, ...) |
 //! | 8 | `validate` found error-severity violations (the report is on stdout) |
-//! | 9 | conflict (409): a lock held by another instance (also after `--wait` ran out), or not the holder |
+//! | 9 | conflict (409): a lock or task held by another instance (also after `--wait` ran out), not the holder, or a task that is not ready |
 //! | 10 | `wait` or `inbox --wait`: the wait ended with nothing to show |
 
 use std::fmt;

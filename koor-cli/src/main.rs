@@ -37,7 +37,7 @@ the user file (koor-cli config path), then http://localhost:9800 without a token
 Exit codes: 0 ok, 1 other failure, 2 usage error, 3 cannot connect to the server,
 4 unauthorized (401), 5 not found (404), 6 precondition failed (412),
 7 other error answered by the server (4xx/5xx), 8 `validate` found error-severity violations,
-9 conflict (409): a lock or a file reservation held by another instance,
+9 conflict (409): a lock, task or file reservation held by another instance, or a task not ready,
 10 `wait` / `inbox --wait` ended with nothing.
 `guard pre-commit` exits 1 when a staged file is reserved by another instance.";
 

@@ -8,6 +8,7 @@
 //! cargo bench -p koor-server --bench load -- waiters       # long-polls: wake latency; 1,000 waiters' RSS and CPU
 //! cargo bench -p koor-server --bench load -- history       # history query at 100k retained events
 //! cargo bench -p koor-server --bench load -- keys 100000   # GET/PUT latency at 1k vs N keys
+//! cargo bench -p koor-server --bench load -- claims       # 32 claim+complete loops on a board of 10,000 tasks
 //! cargo bench -p koor-server --bench load -- http,events    # several in one run
 //! ```
 //!
@@ -148,6 +149,9 @@ async fn main() {
     }
     if wants("waiters") {
         waiters().await;
+    }
+    if wants("claims") {
+        claims().await;
     }
     if wants("keys") {
         let n = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
@@ -632,5 +636,155 @@ async fn waiters() {
         answered.first().copied().unwrap_or(f64::NAN),
         percentile(&answered, 0.5),
         answered.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+/// Runs `loops` concurrent copies of `one` (each bounded by its own deadline) and collects the
+/// latencies (ms) each returns.
+async fn run_loops<F, Fut>(loops: usize, one: F) -> Vec<Vec<f64>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Vec<f64>> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..loops).map(|i| tokio::spawn(one(i))).collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap_or_default());
+    }
+    out
+}
+
+async fn claims() {
+    const LOOPS: usize = 32;
+    const TASKS: usize = 10_000;
+    const SECONDS: u64 = 5;
+    println!(
+        "== task claims: {LOOPS} concurrent claim+complete loops on one board of {TASKS} tasks, {SECONDS}s =="
+    );
+    let server = Server::start(&["--log-level", "warn"]);
+    let client = Arc::new(reqwest::Client::new());
+    let mut agents = Vec::new();
+    for i in 0..LOOPS {
+        let r: serde_json::Value = client
+            .post(format!("{}/api/instances/register", server.base))
+            .json(&serde_json::json!({"name": format!("bench-{i}")}))
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("json");
+        agents.push(r["id"].as_str().expect("id").to_owned());
+    }
+    for batch in 0..TASKS / 1000 {
+        let plan: Vec<serde_json::Value> = (0..1000)
+            .map(|i| serde_json::json!({"title": format!("task {}", batch * 1000 + i), "priority": i % 7}))
+            .collect();
+        let resp = client
+            .post(format!("{}/api/tasks/bench", server.base))
+            .json(&plan)
+            .send()
+            .await
+            .expect("create");
+        assert!(resp.status().is_success(), "create: {}", resp.status());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // /health in the same run, with the same client shape (32 loops, reqwest), as the baseline.
+    let base = server.base.clone();
+    let c = client.clone();
+    let started = Instant::now();
+    let health = run_loops(LOOPS, move |_| {
+        let (c, base) = (c.clone(), base.clone());
+        async move {
+            let mut lat = Vec::new();
+            let end = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < end {
+                let t = Instant::now();
+                if c.get(format!("{base}/health")).send().await.is_err() {
+                    break;
+                }
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            lat
+        }
+    })
+    .await;
+    let health_secs = started.elapsed().as_secs_f64();
+    let mut health: Vec<f64> = health.into_iter().flatten().collect();
+    health.sort_by(|a, b| a.total_cmp(b));
+
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let dup = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let base = server.base.clone();
+    let c = client.clone();
+    let agents = Arc::new(agents);
+    let (seen2, dup2) = (seen.clone(), dup.clone());
+    let started = Instant::now();
+    let results = run_loops(LOOPS, move |i| {
+        let (c, base, agents, seen, dup) = (
+            c.clone(),
+            base.clone(),
+            agents.clone(),
+            seen2.clone(),
+            dup2.clone(),
+        );
+        async move {
+            let me = agents[i].clone();
+            let mut lat = Vec::new();
+            let end = Instant::now() + Duration::from_secs(SECONDS);
+            while Instant::now() < end {
+                let t = Instant::now();
+                let resp = match c
+                    .post(format!("{base}/api/tasks/bench/claim"))
+                    .json(&serde_json::json!({"instance_id": me}))
+                    .send()
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => break,
+                };
+                if !resp.status().is_success() {
+                    break; // 404: the board is empty
+                }
+                let task: serde_json::Value = resp.json().await.unwrap_or_default();
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                let id = task["id"].as_str().unwrap_or_default().to_owned();
+                if let Ok(mut s) = seen.lock()
+                    && !s.insert(id.clone())
+                {
+                    dup.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                let _ = c
+                    .post(format!("{base}/api/tasks/bench/{id}/complete"))
+                    .json(&serde_json::json!({"instance_id": me}))
+                    .send()
+                    .await;
+            }
+            lat
+        }
+    })
+    .await;
+    let secs = started.elapsed().as_secs_f64();
+    let mut lat: Vec<f64> = results.into_iter().flatten().collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let n = lat.len();
+    let health_rps = health.len() as f64 / health_secs;
+    println!(
+        "   GET /health              {health_rps:>8.0} req/s   p99 {:.2} ms   (baseline, same client)",
+        percentile(&health, 0.99)
+    );
+    println!(
+        "   claim + complete         {:>8.0} claims/s ({:.0} req/s, {:.1}% of /health)   claim p50 {:.2} ms  p99 {:.2} ms",
+        n as f64 / secs,
+        2.0 * n as f64 / secs,
+        100.0 * 2.0 * n as f64 / secs / health_rps,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+    println!(
+        "   {n} claims, {} distinct tasks, {} claimed twice (must be 0)\n",
+        seen.lock().map(|s| s.len()).unwrap_or(0),
+        dup.load(std::sync::atomic::Ordering::Relaxed)
     );
 }

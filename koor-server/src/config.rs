@@ -413,7 +413,6 @@ fn default_max_connections() -> usize {
     soft.saturating_sub(256).clamp(64, 16_384)
 }
 
-
 /// `5m`, `90s`, `1h30m`, `500ms`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

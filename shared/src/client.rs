@@ -19,7 +19,7 @@ use crate::types::{
     Deleted, Event, Health, Inbox, Instance, Lock, LockList, LogRecord, Metrics, PublishRequest,
     RegisterRequest, Registered, Reservation, ReservationCheck, ReservationList, Rollback,
     SendMessage, Sent, SpecList, SpecWrite, StateDiff, StateHistory, StateSummary, StateWrite,
-    Thread,
+    Task, TaskBoards, TaskList, Thread,
 };
 
 /// Characters escaped in a key: everything but unreserved characters and `/`.
@@ -179,6 +179,33 @@ impl InstanceFilter {
         .into_iter()
         .filter_map(|(name, v)| v.as_ref().map(|v| format!("{name}={}", encode_query(v))))
         .collect();
+        join_query(&parts)
+    }
+}
+
+/// (ext) Filters of `GET /api/tasks/{project}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskFilter {
+    /// One status or several, comma-separated.
+    pub status: Option<String>,
+    pub ready: bool,
+    pub label: Option<String>,
+    pub claimed_by: Option<String>,
+}
+
+impl TaskFilter {
+    fn to_query(&self) -> String {
+        let mut parts: Vec<String> = [
+            ("status", &self.status),
+            ("label", &self.label),
+            ("claimed_by", &self.claimed_by),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| v.as_ref().map(|v| format!("{name}={}", encode_query(v))))
+        .collect();
+        if self.ready {
+            parts.push("ready=1".to_owned());
+        }
         join_query(&parts)
     }
 }
@@ -873,6 +900,115 @@ impl Client {
             return Ok(None);
         }
         self.raw_answer(resp).await.map(Some)
+    }
+
+    // ----- tasks (ext) -----
+
+    fn task_path(project: &str, rest: &str) -> String {
+        format!("/api/tasks/{}{rest}", encode_query(project))
+    }
+
+    /// `GET /api/tasks`: the projects that have tasks, with counts by status.
+    pub async fn task_boards(&self) -> Result<TaskBoards, ClientError> {
+        self.get("/api/tasks").await
+    }
+
+    /// `GET /api/tasks/{project}`: the board, by priority then age.
+    pub async fn tasks(&self, project: &str, filter: &TaskFilter) -> Result<TaskList, ClientError> {
+        self.get(&Self::task_path(project, &filter.to_query()))
+            .await
+    }
+
+    /// `GET /api/tasks/{project}/{id}`.
+    pub async fn task(&self, project: &str, id: &str) -> Result<Task, ClientError> {
+        self.get(&Self::task_path(project, &format!("/{}", encode_query(id))))
+            .await
+    }
+
+    /// `POST /api/tasks/{project}`: `body` is one task or an array of them; answers the task, or
+    /// `{"project","tasks":[..]}` for an array.
+    pub async fn tasks_add(
+        &self,
+        project: &str,
+        body: &serde_json::Value,
+        instance_token: Option<&str>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let rb = self
+            .request(Method::POST, &Self::task_path(project, ""))
+            .json(body);
+        self.json(with_instance_token(rb, instance_token)).await
+    }
+
+    /// `POST /api/tasks/{project}/claim`: task `id` when given, else the best ready one (with
+    /// `label`, only those carrying it).
+    pub async fn task_claim(
+        &self,
+        project: &str,
+        instance_id: &str,
+        id: Option<&str>,
+        label: Option<&str>,
+        ttl: Option<&str>,
+        instance_token: Option<&str>,
+    ) -> Result<Task, ClientError> {
+        let mut body = serde_json::json!({ "instance_id": instance_id });
+        for (name, v) in [("id", id), ("label", label), ("ttl", ttl)] {
+            if let Some(v) = v {
+                body[name] = v.into();
+            }
+        }
+        let rb = self
+            .request(Method::POST, &Self::task_path(project, "/claim"))
+            .json(&body);
+        self.json(with_instance_token(rb, instance_token)).await
+    }
+
+    /// `POST /api/tasks/{project}/{id}/{action}` for the claim's holder: `renew` (`ttl`),
+    /// `complete` (`result`), `release` (`reason`), `fail` (`reason`). `body` gets `instance_id`.
+    pub async fn task_call(
+        &self,
+        project: &str,
+        id: &str,
+        action: &str,
+        instance_id: &str,
+        mut body: serde_json::Value,
+        instance_token: Option<&str>,
+    ) -> Result<Task, ClientError> {
+        if !body.is_object() {
+            body = serde_json::json!({});
+        }
+        body["instance_id"] = instance_id.into();
+        let path = Self::task_path(project, &format!("/{}/{action}", encode_query(id)));
+        let rb = self.request(Method::POST, &path).json(&body);
+        self.json(with_instance_token(rb, instance_token)).await
+    }
+
+    /// `POST /api/tasks/{project}/{id}/release?force=1`: an operator puts a claimed task back to
+    /// open, whoever holds it.
+    pub async fn task_force_release(&self, project: &str, id: &str) -> Result<Task, ClientError> {
+        let path = Self::task_path(project, &format!("/{}/release?force=1", encode_query(id)));
+        self.json(self.request(Method::POST, &path)).await
+    }
+
+    /// `PATCH /api/tasks/{project}/{id}`, with `If-Match: "<version>"` when given.
+    pub async fn task_update(
+        &self,
+        project: &str,
+        id: &str,
+        patch: &serde_json::Value,
+        if_version: Option<i64>,
+    ) -> Result<Task, ClientError> {
+        let path = Self::task_path(project, &format!("/{}", encode_query(id)));
+        let mut rb = self.request(Method::PATCH, &path).json(patch);
+        if let Some(v) = if_version {
+            rb = rb.header("if-match", format!("\"{v}\""));
+        }
+        self.json(rb).await
+    }
+
+    /// `DELETE /api/tasks/{project}/{id}`: cancelled (kept on the board).
+    pub async fn task_cancel(&self, project: &str, id: &str) -> Result<Task, ClientError> {
+        let path = Self::task_path(project, &format!("/{}", encode_query(id)));
+        self.json(self.request(Method::DELETE, &path)).await
     }
 
     // ----- validation rules -----

@@ -461,3 +461,66 @@ pub struct Sent {
     pub thread_id: i64,
     pub to: Vec<Holder>,
 }
+
+/// (ext) The live claim on a task: a hold of kind `task`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskClaim {
+    pub holder: Holder,
+    pub fence: i64,
+    pub expires_at: String,
+}
+
+/// (ext) A task of a project's board: `GET /api/tasks/{project}/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Short and stable within the project: `T-1`, `T-2`, ...
+    pub id: String,
+    pub project: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    /// `open`, `claimed`, `done`, `failed`, `cancelled`.
+    pub status: String,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Open and every dependency done.
+    pub ready: bool,
+    pub claim: Option<TaskClaim>,
+    #[serde(default)]
+    pub attempts: i64,
+    #[serde(default)]
+    pub result: Option<Value>,
+    /// Why it was last released, failed or reclaimed (empty when never).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default)]
+    pub created_by: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: i64,
+}
+
+/// (ext) `GET /api/tasks/{project}` and the answer to creating an array of tasks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskList {
+    #[serde(default)]
+    pub project: String,
+    pub tasks: Vec<Task>,
+}
+
+/// (ext) One board in `GET /api/tasks`: a project and how many tasks it has in each status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskBoard {
+    pub project: String,
+    pub counts: std::collections::BTreeMap<String, i64>,
+}
+
+/// (ext) `GET /api/tasks`: every project that has tasks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskBoards {
+    pub boards: Vec<TaskBoard>,
+}

@@ -12,12 +12,13 @@ mod lock;
 mod logs;
 mod mcp;
 mod me;
-mod reserve;
 mod messages;
+mod reserve;
 mod rules;
 mod specs;
 mod state;
 mod status;
+mod tasks;
 mod wait;
 mod webhooks;
 
@@ -157,6 +158,12 @@ pub enum Command {
     )]
     Wait(wait::WaitArgs),
 
+    /// A project's task board: add (a plan on stdin), list, claim, done, release, fail, cancel.
+    #[command(
+        after_help = "Example:\n  koor-cli tasks add --project shop < plan.json\n  koor-cli tasks claim --project shop"
+    )]
+    Tasks(tasks::TasksArgs),
+
     /// Per-project validation rules: list, set, propose, accept, reject.
     #[command(
         subcommand,
@@ -242,6 +249,7 @@ impl Command {
             Command::Activate(arg) => arg.run(ctx, "activate").await,
             Command::Heartbeat(arg) => arg.run(ctx, "heartbeat").await,
             Command::Lock(cmd) => cmd.run(ctx).await,
+            Command::Tasks(args) => args.run(ctx).await,
             Command::Reserve(args) => args.run(ctx).await,
             Command::Reservations(args) => args.run(ctx).await,
             Command::Release(args) => args.run(ctx).await,

@@ -16,13 +16,14 @@ mod instances;
 mod locks;
 mod logs;
 mod mcp;
-mod reservations;
 mod messages;
+mod prometheus;
+mod reservations;
 mod rules;
 mod specs;
 mod state;
+mod tasks;
 mod wait;
-mod prometheus;
 mod webhooks;
 mod ws;
 
@@ -74,6 +75,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .or(backup::routes(app.clone()))
         .unify()
         .or(prometheus::routes(app.clone()))
+        .unify()
+        .or(tasks::routes(app.clone()))
         .unify()
         .boxed();
     let served = host::guard(app.clone())

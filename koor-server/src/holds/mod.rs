@@ -15,7 +15,7 @@
 //! - **Liveness.** A deregistration ends the instance's holds in the same transaction
 //!   ([`Holds::release_holder`]).
 //!
-//! Each kind is a thin module over this one ([`locks`]); what happens when a hold of a kind ends
+//! Each kind is a thin module over this one ([`locks`], [`tasks`]); what happens when a hold of a kind ends
 //! (an event, a lock handed to its next waiter, a task put back to open) is [`Holds::end`]'s
 //! dispatch on the kind.
 //!
@@ -25,6 +25,7 @@
 
 pub mod locks;
 pub mod reservations;
+pub mod tasks;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -252,6 +253,7 @@ impl Holds {
         }
         self.unindexed(tx, &hold.id);
         match hold.kind.as_str() {
+            tasks::KIND => tasks::ended(self, tx, &hold, end),
             locks::KIND => locks::ended(self, tx, &hold, end),
             reservations::KIND => reservations::ended(tx, &hold, end),
             kind => {

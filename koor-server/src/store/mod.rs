@@ -22,6 +22,7 @@ pub mod rules;
 mod schema;
 pub mod specs;
 pub mod state;
+pub mod tasks;
 pub mod webhooks;
 
 use std::path::{Path, PathBuf};

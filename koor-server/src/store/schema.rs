@@ -150,6 +150,34 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_log_timestamp ON audit_log (timestamp);
     "#,
+    // 5: task boards (the claim on a task is a hold of kind `task`).
+    r#"
+    CREATE TABLE tasks (
+        project     TEXT NOT NULL,
+        num         INTEGER NOT NULL,
+        title       TEXT NOT NULL,
+        description TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        priority    INTEGER NOT NULL,
+        labels      TEXT NOT NULL,
+        attempts    INTEGER NOT NULL,
+        result      TEXT,
+        reason      TEXT NOT NULL,
+        created_by  TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        PRIMARY KEY (project, num)
+    );
+    CREATE INDEX tasks_ready ON tasks (project, status, priority DESC, num);
+    CREATE TABLE task_deps (
+        project TEXT NOT NULL,
+        task    INTEGER NOT NULL,
+        dep     INTEGER NOT NULL,
+        PRIMARY KEY (project, task, dep)
+    );
+    CREATE INDEX task_deps_dep ON task_deps (project, dep);
+    "#,
 ];
 
 /// The schema version this server writes (a restored backup must not be newer).

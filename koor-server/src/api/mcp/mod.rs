@@ -18,7 +18,7 @@
 //!
 //! This file is the transport and the tool registry. [`args`] checks arguments against a tool's
 //! schema; each tool group is a file with its schemas and handlers: [`agents`] (register,
-//! discover, intent), [`endpoints`], [`rules`], [`locks`], [`reserve`]. Coordination tools take an `action`
+//! discover, intent), [`endpoints`], [`rules`], [`locks`], [`reserve`], [`tasks`]. Coordination tools take an `action`
 //! argument, so a few tools cover a whole kind and `tools/list` stays small (under 8 KB).
 
 mod agents;
@@ -27,6 +27,7 @@ mod endpoints;
 mod locks;
 mod reserve;
 mod rules;
+mod tasks;
 
 use std::sync::LazyLock;
 
@@ -256,6 +257,7 @@ static TOOLS: LazyLock<Value> = LazyLock::new(|| {
         rules::spec(),
         locks::spec(),
         reserve::spec(),
+        tasks::spec(),
     ])
 });
 
@@ -303,6 +305,7 @@ async fn call(app: &App, headers: &HeaderMap, params: &Value) -> Result<Value, S
             "propose_rule" => rules::propose(app, args).await,
             "lock" => locks::call(app, headers, args).await,
             "reserve" => reserve::call(app, headers, args).await,
+            "tasks" => tasks::call(app, headers, args).await,
             other => Err(format!("unknown tool: {other}")),
         },
         Err(message) => Err(message),
