@@ -12,6 +12,7 @@ use koor_shared::types::{Event, Metrics, StateSummary};
 use serde_json::Value;
 
 use crate::component::{Answer, Confirm, Ctx, Handled, Status};
+use crate::compose::{Compose, ComposeAnswer};
 use crate::msg::{Command, Conn, Msg, Net};
 use crate::views::ViewId;
 use crate::views::events::EventsView;
@@ -29,6 +30,8 @@ const CHROME_ROWS: u16 = 6;
 /// While connected, the instance list is refreshed this often (in ticks), because heartbeats of
 /// active agents are batched by the server and publish no event.
 pub const REFRESH_INSTANCES_TICKS: u64 = 5;
+/// While the console's `operator` instance exists, it heartbeats this often (in ticks).
+pub const OPERATOR_HEARTBEAT_TICKS: u64 = 15;
 /// Informational status messages fade after this long.
 const STATUS_MS: i64 = 8000;
 
@@ -37,7 +40,8 @@ const STATUS_MS: i64 = 8000;
 pub struct Options {
     pub server: String,
     pub readonly: bool,
-    /// Spec projects to list from the start (others are learned from `koor.spec.*` events).
+    /// Spec projects to list from the start (others are learned from `koor.spec.*` events); the
+    /// first is also the task board the Work view shows first.
     pub projects: Vec<String>,
 }
 
@@ -62,10 +66,14 @@ pub struct App {
     pub state: StateView,
     pub instances: InstancesView,
     pub logs: LogsView,
-    /// (ext) Locks (later tasks, reservations, messages).
+    /// (ext) Locks, tasks, reservations, messages.
     pub work: WorkView,
     pub help: bool,
     pub confirm: Option<Confirm>,
+    /// (ext) The compose prompt for a message to an agent.
+    pub compose: Option<Compose>,
+    /// (ext) The id of the console's own `operator` instance, once a message was sent.
+    pub operator: Option<String>,
     pub status: Option<Status>,
     pub ticks: u64,
     pub quit: bool,
@@ -73,6 +81,9 @@ pub struct App {
 
 impl App {
     pub fn new(opts: Options) -> Self {
+        let mut work = WorkView::default();
+        work.tasks.projects.extend(opts.projects.iter().cloned());
+        work.tasks.project = opts.projects.first().cloned();
         Self {
             server: opts.server,
             readonly: opts.readonly,
@@ -88,9 +99,11 @@ impl App {
             state: StateView::default(),
             instances: InstancesView::default(),
             logs: LogsView::default(),
-            work: WorkView::default(),
+            work,
             help: false,
             confirm: None,
+            compose: None,
+            operator: None,
             status: None,
             ticks: 0,
             quit: false,
@@ -149,6 +162,7 @@ impl App {
                 Some(self.instances.visible().len())
             }
             ViewId::Logs if self.logs.filter.is_active() => Some(self.logs.visible().len()),
+            ViewId::Work if self.work.filter().is_active() => Some(self.work.visible_rows()),
             _ => None,
         }
     }
@@ -190,11 +204,35 @@ fn on_tick(app: &mut App, now: i64) -> Vec<Command> {
         app.status = None;
     }
     let mut cmds = Vec::new();
-    if app.conn == Conn::Connected && app.ticks.is_multiple_of(REFRESH_INSTANCES_TICKS) {
+    if app.conn != Conn::Connected {
+        return cmds;
+    }
+    let refresh = app.ticks.is_multiple_of(REFRESH_INSTANCES_TICKS);
+    if refresh {
         cmds.push(Command::RefreshInstances);
         if !app.work.locks.list.is_empty() {
             cmds.push(Command::RefreshLocks);
         }
+        if !app.work.messages.list.is_empty() {
+            cmds.push(Command::RefreshMessages);
+        }
+    }
+    // events changed a list without carrying everything it shows (expiry, readiness): read it
+    // again, at most once a tick; claims and reservations are also renewed by heartbeats, which
+    // publish nothing
+    let work = &mut app.work;
+    if let Some(p) = &work.tasks.project
+        && (work.tasks.dirty || (refresh && !work.tasks.list.is_empty()))
+    {
+        work.tasks.dirty = false;
+        cmds.push(Command::RefreshTasks(p.clone()));
+    }
+    if work.reservations.dirty || (refresh && !work.reservations.list.is_empty()) {
+        work.reservations.dirty = false;
+        cmds.push(Command::RefreshReservations);
+    }
+    if app.operator.is_some() && app.ticks.is_multiple_of(OPERATOR_HEARTBEAT_TICKS) {
+        cmds.push(Command::HeartbeatOperator);
     }
     cmds
 }
@@ -219,6 +257,22 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
             }
             Answer::Yes(cmd) => {
                 app.confirm = None;
+                app.set_status(cmd.pending_text(), false);
+                vec![cmd]
+            }
+        };
+    }
+    // 1b. so does the compose prompt
+    if let Some(compose) = &mut app.compose {
+        return match compose.handle_key(&key) {
+            ComposeAnswer::Pending => Vec::new(),
+            ComposeAnswer::Cancel => {
+                app.compose = None;
+                app.set_status("not sent", false);
+                Vec::new()
+            }
+            ComposeAnswer::Send(cmd) => {
+                app.compose = None;
                 app.set_status(cmd.pending_text(), false);
                 vec![cmd]
             }
@@ -250,6 +304,9 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Command> {
     }
     if let Some(dialog) = ctx.confirm.take() {
         app.confirm = Some(dialog);
+    }
+    if let Some(compose) = ctx.compose.take() {
+        app.compose = Some(compose);
     }
     if handled == Handled::Consumed {
         return ctx.commands;
@@ -292,6 +349,12 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
                     filter: app.events.filter.clone(),
                     ..EventsView::default()
                 };
+                // messages are merged by id, and ids start over too
+                app.work.messages = crate::views::work::messages::MessagesSection {
+                    filter: app.work.messages.filter.clone(),
+                    ..Default::default()
+                };
+                app.instances.unread.clear();
                 app.set_status_on(
                     None,
                     "the server's event history started over (new data dir?)",
@@ -354,6 +417,65 @@ fn on_net(app: &mut App, net: Net) -> Vec<Command> {
             }
             Some(err) => app.set_status(format!("✗ could not release {name}: {err}"), true),
         },
+        Net::Boards(projects) => {
+            cmds.extend(app.work.tasks.learn(projects));
+            // a (re)connect: read the shown board again
+            if let Some(p) = &app.work.tasks.project
+                && !cmds.contains(&Command::RefreshTasks(p.clone()))
+            {
+                cmds.push(Command::RefreshTasks(p.clone()));
+            }
+        }
+        Net::Tasks {
+            project,
+            tasks,
+            as_of,
+        } => app.work.tasks.set_list(&project, tasks, as_of),
+        Net::TaskReleased { project, id, error } => match error {
+            None => {
+                app.set_status(format!("✓ {id} is open again"), false);
+                if app.work.tasks.project.as_deref() == Some(project.as_str()) {
+                    cmds.push(Command::RefreshTasks(project));
+                }
+            }
+            Some(err) => app.set_status(format!("✗ could not release {id}: {err}"), true),
+        },
+        Net::Reservations { list, as_of } => {
+            app.work.reservations.set_list(list, as_of, app.now_ms);
+        }
+        Net::ReservationReleased {
+            id,
+            fence,
+            path,
+            error,
+        } => match error {
+            None => {
+                app.work.reservations.ended(&id, Some(fence), app.now_ms);
+                app.set_status(format!("✓ released reservation {path}"), false);
+            }
+            Some(err) => app.set_status(format!("✗ could not release {path}: {err}"), true),
+        },
+        Net::Messages { messages, unread } => {
+            app.work.messages.set_list(messages);
+            if let Some(unread) = unread {
+                app.instances.unread = unread;
+            }
+        }
+        Net::MessageSent {
+            to_name,
+            operator,
+            error,
+        } => {
+            if operator.is_some() {
+                app.operator = operator;
+            }
+            match error {
+                None => app.set_status(format!("✓ sent to {to_name}"), false),
+                Some(err) => {
+                    app.set_status(format!("✗ could not send to {to_name}: {err}"), true);
+                }
+            }
+        }
         Net::Deregistered(results) => {
             let ok: Vec<&(String, String, Option<String>)> =
                 results.iter().filter(|r| r.2.is_none()).collect();
@@ -475,9 +597,20 @@ fn on_event(app: &mut App, ev: Event, cmds: &mut Vec<Command>) {
                 );
             }
             "koor.instance.deregistered" => app.instances.remove(str_field(d, "id"), now),
+            "koor.message.sent" => {
+                // counted at once; the next listing brings the server's counts
+                for to in d.get("to").and_then(Value::as_array).into_iter().flatten() {
+                    if let Some(id) = to.get("id").and_then(Value::as_str) {
+                        *app.instances.unread.entry(id.to_owned()).or_insert(0) += 1;
+                    }
+                }
+                app.work
+                    .on_event(&ev.topic, d, &ev.created_at, ev.id, now, cmds);
+            }
             t if t.starts_with("koor.webhook.") => cmds.push(Command::FetchWebhooks),
             topic => {
-                app.work.on_event(topic, d, &ev.created_at, now, cmds);
+                app.work
+                    .on_event(topic, d, &ev.created_at, ev.id, now, cmds);
             }
         }
     }

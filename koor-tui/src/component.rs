@@ -36,6 +36,8 @@ pub struct Ctx {
     pub page: usize,
     pub commands: Vec<Command>,
     pub confirm: Option<Confirm>,
+    /// (ext) A compose prompt to open.
+    pub compose: Option<crate::compose::Compose>,
     pub status: Option<(String, bool)>,
 }
 

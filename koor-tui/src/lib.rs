@@ -9,8 +9,9 @@
 //! - [`msg`]: the message, network report and command types.
 //! - [`app`]: the model and the update function.
 //! - [`component`]: what key handlers answer, the list cursor, filter prompt, pager, dialog.
-//! - [`views`]: Events, State (+ specs), Instances, Logs, Work (locks): state, keys and drawing
-//!   of each.
+//! - [`views`]: Events, State (+ specs), Instances, Logs, Work (locks, tasks, reservations,
+//!   messages): state, keys and drawing of each.
+//! - [`compose`]: the prompt for a message from the operator to an agent.
 //! - [`ui`]: the frame: header, tabs, status line, footer, help overlay, dialog, size notice.
 //! - [`net`]: list-then-watch with reconnects, the log stream, one-shot requests.
 //! - [`runtime`]: the terminal, the loop, frame coalescing, restore on exit and panic.
@@ -18,6 +19,7 @@
 
 pub mod app;
 pub mod component;
+pub mod compose;
 pub mod format;
 pub mod msg;
 pub mod net;

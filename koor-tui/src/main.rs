@@ -7,7 +7,8 @@ use clap::Parser;
 use koor_shared::config::{Inputs, resolve};
 use koor_tui::Options;
 
-/// The Koor operator console: live events, state keys, agent instances, server logs and locks.
+/// The Koor operator console: live events, state keys, agent instances, server logs, and the
+/// work (locks, tasks, reservations, messages).
 ///
 /// Server and token come from the flags, else KOOR_SERVER / KOOR_TOKEN, else ./settings.json,
 /// else the user config file (as for koor-cli), else http://localhost:9800.
@@ -20,11 +21,12 @@ struct Args {
     /// Bearer token for a server started with --auth-token.
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
-    /// Hide and refuse destructive actions (deregistering instances, releasing locks).
+    /// Hide and refuse destructive actions (deregistering instances, releasing locks,
+    /// reservations and tasks) and sending messages.
     #[arg(long)]
     readonly: bool,
     /// A spec project to list in the State view (repeatable; others are learned from
-    /// koor.spec.* events).
+    /// koor.spec.* events); the first is also the task board the Work view shows first.
     #[arg(long, value_name = "PROJECT")]
     project: Vec<String>,
 }

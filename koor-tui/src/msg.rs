@@ -1,10 +1,16 @@
 //! The one message type that drives the model ([`Msg`]), what the network tasks report ([`Net`]),
 //! and the side effects the update function asks the runtime for ([`Command`]).
 
+use std::collections::BTreeMap;
+
 use crossterm::event::KeyEvent;
 use koor_shared::types::{
     Event, Instance, Lock, LogRecord, Metrics, SpecList, StateHistory, StateSummary,
 };
+
+use crate::views::work::messages::MessageRow;
+use crate::views::work::reservations::ReservationRow;
+use crate::views::work::tasks::TaskRow;
 
 /// Everything that can change the model.
 #[derive(Debug, Clone)]
@@ -113,6 +119,45 @@ pub enum Net {
         fence: i64,
         error: Option<String>,
     },
+    /// (ext) The projects that have a task board (`GET /api/tasks`).
+    Boards(Vec<String>),
+    /// (ext) The board of `project`, reflecting at least every event up to `as_of`.
+    Tasks {
+        project: String,
+        tasks: Vec<TaskRow>,
+        as_of: i64,
+    },
+    /// (ext) Outcome of putting a claimed task back to open.
+    TaskReleased {
+        project: String,
+        id: String,
+        error: Option<String>,
+    },
+    /// (ext) The current reservations, reflecting at least every event up to `as_of`.
+    Reservations {
+        list: Vec<ReservationRow>,
+        as_of: i64,
+    },
+    /// (ext) Outcome of a force-release of reservation `id` (grant `fence`, on `path`).
+    ReservationReleased {
+        id: String,
+        fence: i64,
+        path: String,
+        error: Option<String>,
+    },
+    /// (ext) Recent messages with their receipts, and (when the server could say) the unread
+    /// count of every inbox that has unread messages.
+    Messages {
+        messages: Vec<MessageRow>,
+        unread: Option<BTreeMap<String, i64>>,
+    },
+    /// (ext) Outcome of a message sent from the console; `operator` is the console's own
+    /// instance id once it is registered.
+    MessageSent {
+        to_name: String,
+        operator: Option<String>,
+        error: Option<String>,
+    },
 }
 
 /// A log level the log view can ask for.
@@ -179,13 +224,46 @@ pub enum Command {
         name: String,
         fence: i64,
     },
+    /// (ext) `GET /api/metrics`, `GET /api/tasks` and `GET /api/tasks/{project}`.
+    RefreshTasks(String),
+    /// (ext) `POST /api/tasks/{project}/{id}/release?force=1`: the claim ends, the task is open.
+    ForceReleaseTask {
+        project: String,
+        id: String,
+    },
+    /// (ext) `GET /api/metrics` then `GET /api/reservations`.
+    RefreshReservations,
+    /// (ext) `DELETE /api/reservations/{id}?force=1`.
+    ForceReleaseReservation {
+        id: String,
+        fence: i64,
+        path: String,
+    },
+    /// (ext) `GET /api/messages?last=N` and `GET /api/messages/unread` (receipts change without an
+    /// event, so they are re-read every few seconds).
+    RefreshMessages,
+    /// (ext) `POST /api/messages` from the console's `operator` instance (registered on first
+    /// use).
+    SendMessage {
+        to_id: String,
+        to_name: String,
+        subject: String,
+        body: String,
+        thread_id: Option<i64>,
+    },
+    /// (ext) Heartbeat of the console's `operator` instance, while the console runs.
+    HeartbeatOperator,
 }
 
 impl Command {
     /// What the status line says while a confirmed command runs.
     pub fn pending_text(&self) -> &'static str {
         match self {
-            Command::ForceReleaseLock { .. } => "releasing…",
+            Command::ForceReleaseLock { .. } | Command::ForceReleaseReservation { .. } => {
+                "releasing…"
+            }
+            Command::ForceReleaseTask { .. } => "putting the task back to open…",
+            Command::SendMessage { .. } => "sending…",
             _ => "deregistering…",
         }
     }

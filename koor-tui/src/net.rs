@@ -8,15 +8,29 @@
 //!   retries with capped exponential backoff and says so.
 //! - [`watch_logs`]: the server's log stream at one level, with a snapshot of recent records.
 //! - [`run_command`]: one-shot requests the update function asks for.
+//! - [`Operator`]: the console's own `operator` instance, registered on the first message the
+//!   operator sends, heartbeated while the console runs, deregistered when it quits.
+//!
+//! Tasks, reservations and messages are read with the client's generic JSON call and parsed
+//! into the Work view's own rows; a server without those routes answers 404 and the sections
+//! stay empty.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use koor_shared::client::{Client, ClientError, Frame, HistoryQuery, InstanceFilter};
-use koor_shared::types::{Event, LogRecord};
+use koor_shared::client::{Client, ClientError, Frame, HistoryQuery, InstanceFilter, encode_query};
+use koor_shared::types::{Event, LogRecord, RegisterRequest};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
 use tokio::sync::mpsc::Sender;
 
 use crate::format;
 use crate::msg::{Command, Conn, Detail, Level, Msg, Net, Snapshot};
+use crate::views::work::messages::MessageRow;
+use crate::views::work::reservations::ReservationRow;
+use crate::views::work::tasks::TaskRow;
 
 /// The patterns the console follows: every user topic and every system topic.
 pub const PATTERNS: [&str; 2] = ["*", "koor.**"];
@@ -29,6 +43,10 @@ const RECENT_LOGS: u32 = 300;
 pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// The first wait.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Recent messages the Work view reads.
+const RECENT_MESSAGES: usize = crate::views::work::messages::KEEP;
+/// The name the console registers under to send messages.
+pub const OPERATOR_NAME: &str = "operator";
 
 /// Wall-clock milliseconds since the epoch.
 pub fn now_ms() -> i64 {
@@ -178,6 +196,25 @@ impl EventWatch {
             )
             .await?;
         }
+        // the rest of the Work view, read after the same id (each may be missing: 404)
+        let (boards, reservations, messages) =
+            tokio::join!(boards(client), reservations(client), messages(client));
+        if let Some(projects) = boards {
+            send(tx, Net::Boards(projects)).await?;
+        }
+        if let Some(list) = reservations {
+            send(
+                tx,
+                Net::Reservations {
+                    list,
+                    as_of: snapshot_id,
+                },
+            )
+            .await?;
+        }
+        if let Some(net) = messages {
+            send(tx, net).await?;
+        }
         // 2. then the stream from there
         let patterns: Vec<String> = PATTERNS.iter().map(|p| (*p).to_owned()).collect();
         let mut sub = client.subscribe_events(&patterns, Some(since)).await?;
@@ -315,10 +352,151 @@ async fn logs_session(client: &Client, level: Level, tx: &Sender<Msg>, attempt: 
     }
 }
 
+async fn get_value(client: &Client, path: &str) -> Result<Value, ClientError> {
+    client.send_value(Method::GET, path, None, None).await
+}
+
+/// `GET /api/tasks`: the projects that have a board.
+async fn boards(client: &Client) -> Option<Vec<String>> {
+    let v = get_value(client, "/api/tasks").await.ok()?;
+    Some(
+        v.get("boards")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|b| b.get("project").and_then(Value::as_str))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    )
+}
+
+/// `GET /api/reservations`.
+async fn reservations(client: &Client) -> Option<Vec<ReservationRow>> {
+    let v = get_value(client, "/api/reservations").await.ok()?;
+    Some(ReservationRow::list(&v))
+}
+
+/// `GET /api/messages?last=N` and `GET /api/messages/unread`.
+async fn messages(client: &Client) -> Option<Net> {
+    let path = format!("/api/messages?last={RECENT_MESSAGES}");
+    let (list, unread) = tokio::join!(
+        get_value(client, &path),
+        get_value(client, "/api/messages/unread")
+    );
+    let list = list.ok()?;
+    let unread = unread.ok().map(|v| {
+        v.get("unread")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(id, n)| Some((id.clone(), n.as_i64()?)))
+                    .collect::<BTreeMap<String, i64>>()
+            })
+            .unwrap_or_default()
+    });
+    Some(Net::Messages {
+        messages: MessageRow::list(&list),
+        unread,
+    })
+}
+
+/// The console's own instance, for sending messages: registered as [`OPERATOR_NAME`] the first
+/// time the operator sends one (a console that only watches registers nothing), heartbeated by
+/// the app's tick while the console runs, and deregistered when it quits. Its token stays here,
+/// out of the model.
+#[derive(Debug, Clone, Default)]
+pub struct Operator {
+    me: Arc<Mutex<Option<(String, String)>>>,
+}
+
+impl Operator {
+    /// The instance's id and token, registering it first when needed.
+    async fn get(&self, client: &Client) -> Result<(String, String), ClientError> {
+        let mut me = self.me.lock().await;
+        if let Some(me) = me.as_ref() {
+            return Ok(me.clone());
+        }
+        let req = RegisterRequest {
+            name: OPERATOR_NAME.into(),
+            intent: "operator console (koor-tui)".into(),
+            ..RegisterRequest::default()
+        };
+        let reg = client.register(&req).await?;
+        let pair = (reg.instance.id, reg.token);
+        *me = Some(pair.clone());
+        Ok(pair)
+    }
+
+    /// `POST /api/messages` from the operator. When the server no longer knows the operator
+    /// (it was deregistered, or the server started on a fresh data dir) it registers again and
+    /// sends once more.
+    pub async fn send_message(
+        &self,
+        client: &Client,
+        to_id: &str,
+        subject: &str,
+        body: &str,
+        thread_id: Option<i64>,
+    ) -> (Option<String>, Result<(), ClientError>) {
+        for attempt in 0..2 {
+            let (id, token) = match self.get(client).await {
+                Ok(me) => me,
+                Err(e) => return (None, Err(e)),
+            };
+            let mut req = json!({"from": id, "to": [to_id], "subject": subject});
+            if !body.is_empty() {
+                req["body"] = json!(body);
+            }
+            if let Some(t) = thread_id {
+                req["thread_id"] = json!(t);
+            }
+            let sent = client
+                .send_value(Method::POST, "/api/messages", Some(&req), Some(&token))
+                .await;
+            match sent {
+                Err(e)
+                    if attempt == 0
+                        && matches!(e.status(), Some(400 | 403 | 404))
+                        && e.to_string().contains(&id) =>
+                {
+                    // the server does not know us any more: register again
+                    *self.me.lock().await = None;
+                }
+                other => return (Some(id), other.map(|_| ())),
+            }
+        }
+        (None, Ok(()))
+    }
+
+    /// A heartbeat, when registered (errors are left to the next send).
+    pub async fn heartbeat(&self, client: &Client) {
+        let me = self.me.lock().await.clone();
+        if let Some((id, token)) = me {
+            let _ = client
+                .instance_action_as(&id, "heartbeat", Some(&token))
+                .await;
+        }
+    }
+
+    /// Deregisters the instance, when registered (on quit).
+    pub async fn leave(&self, client: &Client) {
+        let me = self.me.lock().await.take();
+        if let Some((id, token)) = me {
+            let _ = client.deregister_as(&id, Some(&token)).await;
+        }
+    }
+}
+
 /// Runs one request for the model; `None` when there is nothing to report.
 pub async fn run_command(client: &Client, cmd: Command) -> Option<Net> {
     match cmd {
-        Command::Quit | Command::SetLogLevel(_) => None,
+        // (the runtime runs these itself, with the operator identity)
+        Command::Quit
+        | Command::SetLogLevel(_)
+        | Command::SendMessage { .. }
+        | Command::HeartbeatOperator => None,
         Command::Deregister(list) => {
             let mut results = Vec::new();
             for (id, name) in list {
@@ -391,8 +569,75 @@ pub async fn run_command(client: &Client, cmd: Command) -> Option<Net> {
                 .map(|e| describe(&e));
             Some(Net::LockReleased { name, fence, error })
         }
+        Command::RefreshTasks(project) => {
+            let as_of = client.metrics().await.ok()?.last_event_id;
+            let path = format!("/api/tasks/{}", encode_query(&project));
+            let board = get_value(client, &path).await.ok()?;
+            Some(Net::Tasks {
+                project,
+                tasks: TaskRow::list(&board),
+                as_of,
+            })
+        }
+        Command::ForceReleaseTask { project, id } => {
+            let path = format!(
+                "/api/tasks/{}/{}/release?force=1",
+                encode_query(&project),
+                encode_query(&id)
+            );
+            let error = client
+                .send_value(Method::POST, &path, Some(&json!({})), None)
+                .await
+                .err()
+                .map(|e| describe(&e));
+            Some(Net::TaskReleased { project, id, error })
+        }
+        Command::RefreshReservations => {
+            let as_of = client.metrics().await.ok()?.last_event_id;
+            Some(Net::Reservations {
+                list: reservations(client).await?,
+                as_of,
+            })
+        }
+        Command::ForceReleaseReservation { id, fence, path } => {
+            let route = format!("/api/reservations/{}?force=1", encode_query(&id));
+            let error = client
+                .send_value(Method::DELETE, &route, None, None)
+                .await
+                .err()
+                .map(|e| describe(&e));
+            Some(Net::ReservationReleased {
+                id,
+                fence,
+                path,
+                error,
+            })
+        }
+        Command::RefreshMessages => messages(client).await,
         Command::FetchWebhooks => client.webhooks().await.ok().map(Net::Webhooks),
     }
+}
+
+/// Sends a message as the operator and says how it went.
+pub async fn send_as_operator(client: &Client, operator: &Operator, cmd: Command) -> Option<Net> {
+    let Command::SendMessage {
+        to_id,
+        to_name,
+        subject,
+        body,
+        thread_id,
+    } = cmd
+    else {
+        return None;
+    };
+    let (me, sent) = operator
+        .send_message(client, &to_id, &subject, &body, thread_id)
+        .await;
+    Some(Net::MessageSent {
+        to_name,
+        operator: me,
+        error: sent.err().map(|e| describe(&e)),
+    })
 }
 
 #[cfg(test)]

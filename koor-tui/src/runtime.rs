@@ -86,11 +86,13 @@ fn spawn_signals(tx: Sender<Msg>) {
     });
 }
 
-/// Runs commands: requests in their own tasks, the log stream restarted on a level change.
+/// Runs commands: requests in their own tasks, the log stream restarted on a level change,
+/// messages sent as the console's `operator` instance.
 struct Effects {
     client: Client,
     net: Sender<Msg>,
     logs: JoinHandle<()>,
+    operator: net::Operator,
 }
 
 impl Effects {
@@ -99,6 +101,19 @@ impl Effects {
             match cmd {
                 Command::Quit => {}
                 Command::SetLogLevel(level) => self.restart_logs(level),
+                cmd @ Command::SendMessage { .. } => {
+                    let (client, tx, op) =
+                        (self.client.clone(), self.net.clone(), self.operator.clone());
+                    tokio::spawn(async move {
+                        if let Some(net) = net::send_as_operator(&client, &op, cmd).await {
+                            let _ = tx.send(Msg::Net(net)).await;
+                        }
+                    });
+                }
+                Command::HeartbeatOperator => {
+                    let (client, op) = (self.client.clone(), self.operator.clone());
+                    tokio::spawn(async move { op.heartbeat(&client).await });
+                }
                 cmd => {
                     let client = self.client.clone();
                     let tx = self.net.clone();
@@ -137,6 +152,7 @@ async fn event_loop(
         logs: tokio::spawn(net::watch_logs(client.clone(), Level::Info, net_tx.clone())),
         client,
         net: net_tx,
+        operator: net::Operator::default(),
     };
 
     let mut app = App::new(opts);
@@ -183,5 +199,11 @@ async fn event_loop(
     }
     events.abort();
     effects.logs.abort();
+    // the operator instance goes with the console (briefly: a gone server must not hold us up)
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        effects.operator.leave(&effects.client),
+    )
+    .await;
     Ok(())
 }

@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use crate::app::{App, MIN_HEIGHT, MIN_WIDTH};
 use crate::component::Confirm;
+use crate::compose::{Compose, Field};
 use crate::format;
 use crate::msg::Conn;
 use crate::theme::Theme;
@@ -60,6 +61,9 @@ pub fn render(app: &App, f: &mut Frame, theme: &Theme) {
     draw_footer(app, f, footer, theme);
     if app.help {
         draw_help(app, f, area, theme);
+    }
+    if let Some(compose) = &app.compose {
+        draw_compose(compose, f, area, theme);
     }
     if let Some(dialog) = &app.confirm {
         draw_confirm(dialog, f, area, theme);
@@ -257,6 +261,8 @@ fn draw_footer(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
             ("←/→", "choose"),
             ("⏎", "answer"),
         ]
+    } else if app.compose.is_some() {
+        vec![("⏎", "send"), ("Tab", "subject/body"), ("Esc", "cancel")]
     } else if app.help {
         vec![("?/Esc", "close help")]
     } else if filter_editing(app) {
@@ -264,11 +270,12 @@ fn draw_footer(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     } else {
         view_keys(app)
     };
-    let always: Vec<KeyHelp> = if app.confirm.is_none() && !app.help && !filter_editing(app) {
-        vec![("Tab", "view"), ("?", "help"), ("q", "quit")]
-    } else {
-        Vec::new()
-    };
+    let always: Vec<KeyHelp> =
+        if app.confirm.is_none() && app.compose.is_none() && !app.help && !filter_editing(app) {
+            vec![("Tab", "view"), ("?", "help"), ("q", "quit")]
+        } else {
+            Vec::new()
+        };
     // the view's keys as far as they fit, then the global ones
     let width = |(k, what): &KeyHelp| k.chars().count() + what.chars().count() + 3;
     let mut room =
@@ -321,6 +328,14 @@ fn draw_help(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
             theme.dim(),
         )));
     }
+    let note = match app.view {
+        ViewId::Work => Some("  sections: Locks, Tasks, Reservations, Messages"),
+        ViewId::Instances if !app.readonly => Some("  ✉N: unread messages; m writes as 'operator'"),
+        _ => None,
+    };
+    if let Some(note) = note {
+        lines.push(Line::from(Span::styled(note, theme.dim())));
+    }
     if app.readonly {
         lines.push(Line::from(Span::styled(
             "  read-only: destructive keys are off",
@@ -340,6 +355,55 @@ fn draw_help(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
         ),
         rect,
     );
+}
+
+/// The compose prompt: who it goes to, the subject and the body, the cursor in the current field.
+fn draw_compose(compose: &Compose, f: &mut Frame, area: Rect, theme: &Theme) {
+    let width = 64.min(area.width.saturating_sub(2));
+    let text_width = width.saturating_sub(4).max(1) as usize;
+    let field = |label: &str, text: &str, on: bool| {
+        // the end of a long text stays in view
+        let room = text_width.saturating_sub(label.chars().count() + 1);
+        let skip = text.chars().count().saturating_sub(room);
+        let shown: String = text.chars().skip(skip).collect();
+        let mut spans = vec![
+            Span::styled(label.to_owned(), if on { theme.key() } else { theme.dim() }),
+            Span::raw(shown),
+        ];
+        if on {
+            spans.push(Span::styled("▏", theme.key()));
+        }
+        Line::from(spans)
+    };
+    let mut lines = vec![
+        field(
+            "Subject ",
+            &compose.subject,
+            compose.field == Field::Subject,
+        ),
+        field("Body    ", &compose.body, compose.field == Field::Body),
+        Line::default(),
+    ];
+    lines.push(match &compose.problem {
+        Some(p) => Line::from(Span::styled(p.clone(), theme.bad())),
+        None => Line::from(Span::styled(
+            "⏎ send · Tab subject/body · Esc cancel",
+            theme.dim(),
+        )),
+    });
+    let height = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
+    let rect = area.centered(Constraint::Length(width), Constraint::Length(height));
+    f.render_widget(Clear, rect);
+    let what = if compose.thread_id.is_some() {
+        "Reply to"
+    } else {
+        "Message to"
+    };
+    let block = Block::bordered()
+        .title(format!(" {what} {} · from operator ", compose.to_name))
+        .title_style(theme.title())
+        .padding(ratatui::widgets::Padding::horizontal(1));
+    f.render_widget(Paragraph::new(lines).block(block), rect);
 }
 
 fn draw_confirm(dialog: &Confirm, f: &mut Frame, area: Rect, theme: &Theme) {

@@ -367,3 +367,286 @@ async fn operator_sees_locks_and_force_releases_one() {
     drop(tmux);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_sees_reservations_and_force_releases_one() {
+    if !tmux_available("operator_sees_reservations_and_force_releases_one") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = koor_server::spawn(Config::for_data_dir(dir.path()))
+        .await
+        .expect("server");
+    let url = server.url();
+    let api = client(&url);
+    let agent = api
+        .register(&RegisterRequest {
+            name: "res-agent".into(),
+            ..RegisterRequest::default()
+        })
+        .await
+        .expect("register");
+    let token = Some(agent.token.as_str());
+    let reserve = |path: &str, exclusive: bool| koor_shared::client::ReserveRequest {
+        instance_id: agent.instance.id.clone(),
+        project: "shop".into(),
+        paths: vec![path.into()],
+        exclusive,
+        ttl: Some("10m".into()),
+        reason: Some("auth rework".into()),
+    };
+    // one before the console starts (from the listing) ...
+    api.reserve(&reserve("src/auth/**", true), token)
+        .await
+        .expect("reserve");
+
+    let tmux = Tmux::start(
+        "reservations",
+        dir.path(),
+        100,
+        30,
+        &format!("env TERM=tmux-256color {BIN} --server {url}"),
+    );
+    tmux.wait_text("● connected").await;
+    tmux.keys(&["5", "]", "]"]);
+    tmux.wait("src/auth/** held by res-agent", |p| {
+        row(p, "src/auth/**").is_some_and(|r| r.contains(&"res-agent") && r.contains(&"excl"))
+    })
+    .await;
+
+    // ... and one taken while it watches (the event, then the read that brings its expiry)
+    api.reserve(&reserve("README.md", false), token)
+        .await
+        .expect("reserve");
+    let pane = tmux
+        .wait("README.md with its time left", |p| {
+            row(p, "README.md").is_some_and(|r| {
+                r.contains(&"shared") && r.last().is_some_and(|l| l.ends_with('m'))
+            })
+        })
+        .await;
+    assert!(pane.contains("Reservations 2"), "{pane}");
+
+    // x asks first (No focused); y releases the selected one (the first: README.md)
+    tmux.keys(&["x"]);
+    let pane = tmux.wait_text("Force-release reservation").await;
+    assert!(
+        pane.contains("Release shared README.md in shop held by res-agent"),
+        "{pane}"
+    );
+    assert!(pane.contains("> No <"), "{pane}");
+    tmux.keys(&["y"]);
+    tmux.wait_text("✓ released reservation README.md").await;
+    tmux.wait("the row to go", |p| row(p, "README.md").is_none())
+        .await;
+    let left = api
+        .reservations(None, None, None)
+        .await
+        .expect("list")
+        .reservations;
+    let paths: Vec<&str> = left.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(paths, ["src/auth/**"], "the other reservation stays");
+
+    tmux.keys(&["q"]);
+    let start = Instant::now();
+    while tmux.alive() {
+        assert!(start.elapsed() < WAIT, "koor-tui did not quit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(tmux);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_messages_an_agent_and_sees_the_reply() {
+    if !tmux_available("operator_messages_an_agent_and_sees_the_reply") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = koor_server::spawn(Config::for_data_dir(dir.path()))
+        .await
+        .expect("server");
+    let url = server.url();
+    let api = client(&url);
+    let agent = api
+        .register(&RegisterRequest {
+            name: "stuck-agent".into(),
+            ..RegisterRequest::default()
+        })
+        .await
+        .expect("register");
+
+    let tmux = Tmux::start(
+        "messages",
+        dir.path(),
+        100,
+        30,
+        &format!("env TERM=tmux-256color {BIN} --server {url}"),
+    );
+    tmux.wait_text("● connected").await;
+    tmux.keys(&["3"]);
+    tmux.wait_text("stuck-agent").await;
+    tmux.keys(&["m"]);
+    tmux.wait_text("Message to stuck-agent · from operator")
+        .await;
+    tmux.keys(&["-l", "are you stuck?"]);
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["-l", "T-3 waits on you"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_text("✓ sent to stuck-agent").await;
+
+    // the agent sees it from "operator" in its inbox (and has not read it: the console marks it)
+    let path = format!("/api/instances/{}/inbox", agent.instance.id);
+    let inbox = api
+        .send_value(reqwest::Method::GET, &path, None, Some(&agent.token))
+        .await
+        .expect("inbox");
+    let msg = &inbox["messages"][0];
+    assert_eq!(msg["from"]["name"], "operator");
+    assert_eq!(msg["subject"], "are you stuck?");
+    assert_eq!(msg["body"], "T-3 waits on you");
+    tmux.wait("the unread mark", |p| p.contains("stuck-agent ✉1"))
+        .await;
+
+    // it answers the operator by name; the Messages section shows both
+    let reply = json!({"from": agent.instance.id, "to": ["operator"], "subject": "yes: need the schema",
+                       "thread_id": msg["thread_id"]});
+    api.send_value(
+        reqwest::Method::POST,
+        "/api/messages",
+        Some(&reply),
+        Some(&agent.token),
+    )
+    .await
+    .expect("reply");
+    tmux.keys(&["5", "["]);
+    let pane = tmux
+        .wait("both messages", |p| {
+            p.contains("stuck-agent → operator") && p.contains("operator → stuck-agent")
+        })
+        .await;
+    assert!(pane.contains("yes: need the schema"), "{pane}");
+
+    // q quits and takes the operator instance with it
+    tmux.keys(&["q"]);
+    let start = Instant::now();
+    while tmux.alive() {
+        assert!(start.elapsed() < WAIT, "koor-tui did not quit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(tmux);
+    let left = api
+        .instances(&koor_shared::client::InstanceFilter {
+            name: Some("operator".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("instances");
+    assert!(left.is_empty(), "{left:?}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_sees_the_task_board_and_reopens_a_claimed_task() {
+    if !tmux_available("operator_sees_the_task_board_and_reopens_a_claimed_task") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = koor_server::spawn(Config::for_data_dir(dir.path()))
+        .await
+        .expect("server");
+    let url = server.url();
+    let api = client(&url);
+    let agent = api
+        .register(&RegisterRequest {
+            name: "worker".into(),
+            ..RegisterRequest::default()
+        })
+        .await
+        .expect("register");
+    let plan = json!([
+        {"title": "user schema"},
+        {"title": "login api", "depends_on": ["#0"]},
+        {"title": "login page", "depends_on": ["#1"]}
+    ]);
+    api.send_value(reqwest::Method::POST, "/api/tasks/shop", Some(&plan), None)
+        .await
+        .expect("plan");
+    let claim = json!({"instance_id": agent.instance.id, "ttl": "10m"});
+    let claimed = api
+        .send_value(
+            reqwest::Method::POST,
+            "/api/tasks/shop/claim",
+            Some(&claim),
+            Some(&agent.token),
+        )
+        .await
+        .expect("claim");
+    let id = claimed["id"].as_str().expect("id").to_owned();
+
+    let tmux = Tmux::start(
+        "tasks",
+        dir.path(),
+        100,
+        30,
+        &format!("env TERM=tmux-256color {BIN} --server {url}"),
+    );
+    tmux.wait_text("● connected").await;
+    tmux.keys(&["5", "]"]);
+    let pane = tmux
+        .wait("the claimed task with its holder and time left", |p| {
+            row(p, &id).is_some_and(|r| {
+                r.contains(&"claimed")
+                    && r.contains(&"worker")
+                    && r.last().is_some_and(|l| l.ends_with('m'))
+            })
+        })
+        .await;
+    assert!(pane.contains("Tasks shop 3"), "{pane}");
+    assert!(
+        row(&pane, "blocked").is_some_and(|r| r.contains(&"login")),
+        "{pane}"
+    );
+
+    // r asks first (No focused); y puts the claimed task back to open
+    tmux.keys(&["r"]);
+    let pane = tmux.wait_text("Put task back to open").await;
+    assert!(pane.contains("claimed by worker"), "{pane}");
+    assert!(pane.contains("> No <"), "{pane}");
+    tmux.keys(&["y"]);
+    tmux.wait_text(&format!("✓ {id} is open again")).await;
+    tmux.wait("the task ready again", |p| {
+        row(p, &id).is_some_and(|r| r.contains(&"ready") && !r.contains(&"worker"))
+    })
+    .await;
+    let task = api
+        .send_value(
+            reqwest::Method::GET,
+            &format!("/api/tasks/shop/{id}"),
+            None,
+            None,
+        )
+        .await
+        .expect("task");
+    assert_eq!(task["status"], "open");
+
+    // a new task on the board arrives as its event
+    api.send_value(
+        reqwest::Method::POST,
+        "/api/tasks/shop",
+        Some(&json!({"title": "release notes"})),
+        None,
+    )
+    .await
+    .expect("add");
+    tmux.wait_text("release notes").await;
+
+    tmux.keys(&["q"]);
+    let start = Instant::now();
+    while tmux.alive() {
+        assert!(start.elapsed() < WAIT, "koor-tui did not quit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(tmux);
+    server.stop().await;
+}

@@ -337,6 +337,24 @@ impl Client {
         self.json(self.request(Method::POST, path).json(body)).await
     }
 
+    /// Any JSON route this client has no typed call for: `method` on `path` (which starts with
+    /// `/` and carries its own query), with an optional JSON body and instance token; the answer
+    /// as a [`serde_json::Value`].
+    pub async fn send_value(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        instance_token: Option<&str>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let rb = self.request(method, path);
+        let rb = match body {
+            Some(b) => rb.json(b),
+            None => rb,
+        };
+        self.json(with_instance_token(rb, instance_token)).await
+    }
+
     pub async fn health(&self) -> Result<Health, ClientError> {
         self.get("/health").await
     }

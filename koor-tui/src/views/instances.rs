@@ -1,6 +1,7 @@
 //! The Instances view: registered agents with a status symbol and colour, intent and a ticking
 //! last-seen age; stale ones sort first (or alone with `s`). `d` deregisters the selected instance
-//! and `D` every stale one, each after a confirmation that defaults to No.
+//! and `D` every stale one, each after a confirmation that defaults to No. An instance with
+//! unread messages shows `✉N` after its name; `m` writes to the selected one (the compose prompt).
 
 use crossterm::event::{KeyCode, KeyEvent};
 use koor_shared::types::Instance;
@@ -34,6 +35,8 @@ pub struct InstancesView {
     pub stale_only: bool,
     /// The selected instance's fields are open (by id).
     pub detail: Option<(String, Pager)>,
+    /// (ext) Unread messages per instance id (only inboxes that have some).
+    pub unread: std::collections::BTreeMap<String, i64>,
     /// Recently deregistered ids, with when.
     gone: Vec<(String, i64)>,
 }
@@ -235,7 +238,7 @@ impl InstancesView {
             {
                 return Handled::Consumed;
             }
-            if !matches!(key.code, KeyCode::Char('d')) {
+            if !matches!(key.code, KeyCode::Char('d') | KeyCode::Char('m')) {
                 return Handled::NotConsumed;
             }
         }
@@ -270,6 +273,15 @@ impl InstancesView {
                         ),
                         Command::Deregister(vec![(i.id.clone(), i.name.clone())]),
                     ));
+                } else {
+                    ctx.info("no instance selected");
+                }
+            }
+            KeyCode::Char('m') => {
+                if ctx.readonly {
+                    ctx.error("read-only mode: sending messages is off");
+                } else if let Some(i) = self.selected() {
+                    ctx.compose = Some(crate::compose::Compose::new(i.id.clone(), i.name.clone()));
                 } else {
                     ctx.info("no instance selected");
                 }
@@ -325,6 +337,9 @@ impl InstancesView {
             ("s", if self.stale_only { "all" } else { "stale only" }),
             ("j/k", "move"),
         ]);
+        if !readonly {
+            keys.push(("m", "message"));
+        }
         keys
     }
 
@@ -382,7 +397,14 @@ impl InstancesView {
                 format!("{} {}", status_symbol(&inst.status), inst.status),
                 theme.status(&inst.status),
             );
-            let mut cells = vec![Cell::from(status), Cell::from(inst.name.clone())];
+            let name = match self.unread.get(&inst.id) {
+                Some(n) if *n > 0 => Line::from(vec![
+                    Span::raw(inst.name.clone()),
+                    Span::styled(format!(" ✉{n}"), theme.warn()),
+                ]),
+                _ => Line::from(inst.name.clone()),
+            };
+            let mut cells = vec![Cell::from(status), Cell::from(name)];
             if wide {
                 cells.push(Cell::from(inst.workspace.clone()));
             }

@@ -1,12 +1,20 @@
 //! The Work view: how the agents divide the work. It is made of sections, each a list of one kind
-//! of hold or work item with its own keys; today there is one, **Locks** (name, holder, fence and
-//! the time left), and tasks, reservations and messages join as further [`Section`]s.
+//! of hold or work item with its own keys; `←`/`→` (or `[`/`]`) switch between them: **Locks**
+//! (name, holder, fence and the time left), **Tasks** (one project's board, [`tasks`]),
+//! **Reservations** (file reservations, [`reservations`]) and **Messages** (recent messages with
+//! receipts, [`messages`]).
 //!
 //! Locks follow list-then-watch: a listing tagged with the event id it reflects ([`LocksSection::
 //! set_list`]), then `koor.lock.*` events newer than that. Because a lock's fence is the id of the
 //! event that granted it, a listing and the events can be merged exactly: a grant the listing
 //! predates is kept, a grant that ended after the listing was read stays gone. `x` force-releases
 //! the selected lock after a confirmation that defaults to No.
+
+pub mod messages;
+pub mod reservations;
+#[cfg(test)]
+mod section_tests;
+pub mod tasks;
 
 use crossterm::event::{KeyCode, KeyEvent};
 use koor_shared::types::{Holder, Lock};
@@ -33,14 +41,25 @@ const SOON_MS: i64 = 30_000;
 pub enum Section {
     #[default]
     Locks,
+    Tasks,
+    Reservations,
+    Messages,
 }
 
 impl Section {
-    pub const ALL: [Section; 1] = [Section::Locks];
+    pub const ALL: [Section; 4] = [
+        Section::Locks,
+        Section::Tasks,
+        Section::Reservations,
+        Section::Messages,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Section::Locks => "Locks",
+            Section::Tasks => "Tasks",
+            Section::Reservations => "Reservations",
+            Section::Messages => "Messages",
         }
     }
 
@@ -51,16 +70,73 @@ impl Section {
     }
 }
 
+/// A string field of a JSON object (empty when missing).
+pub(crate) fn str_of(v: &Value, name: &str) -> String {
+    v.get(name)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A holder `{"id","name"}`; `None` for anything else (`null`).
+pub(crate) fn holder_of(v: &Value) -> Option<Holder> {
+    let id = v.get("id")?.as_str()?;
+    Some(Holder {
+        id: id.to_owned(),
+        name: str_of(v, "name"),
+    })
+}
+
+/// Milliseconds left until `expires_at`; `None` while it is not known.
+pub(crate) fn left_ms(expires_at: &str, now_ms: i64) -> Option<i64> {
+    format::epoch_ms(expires_at).map(|t| t - now_ms)
+}
+
+/// The time left as a LEFT column shows it: `4m`, `expired`, or `…` while unknown.
+pub(crate) fn left_text(expires_at: &str, now_ms: i64) -> String {
+    match left_ms(expires_at, now_ms) {
+        Some(ms) if ms <= 0 => "expired".into(),
+        Some(ms) => format::age_ms(ms),
+        None => "…".into(),
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct WorkView {
     pub section: Section,
     pub locks: LocksSection,
+    pub tasks: tasks::TasksSection,
+    pub reservations: reservations::ReservationsSection,
+    pub messages: messages::MessagesSection,
 }
 
 impl WorkView {
     pub fn filter_editing(&self) -> bool {
         match self.section {
             Section::Locks => self.locks.filter.editing,
+            Section::Tasks => self.tasks.filter.editing,
+            Section::Reservations => self.reservations.filter.editing,
+            Section::Messages => self.messages.filter.editing,
+        }
+    }
+
+    /// The current section's filter.
+    pub fn filter(&self) -> &crate::component::FilterInput {
+        match self.section {
+            Section::Locks => &self.locks.filter,
+            Section::Tasks => &self.tasks.filter,
+            Section::Reservations => &self.reservations.filter,
+            Section::Messages => &self.messages.filter,
+        }
+    }
+
+    /// Rows the current section shows through its filter.
+    pub fn visible_rows(&self) -> usize {
+        match self.section {
+            Section::Locks => self.locks.visible().len(),
+            Section::Tasks => self.tasks.visible().len(),
+            Section::Reservations => self.reservations.visible().len(),
+            Section::Messages => self.messages.visible().len(),
         }
     }
 
@@ -70,9 +146,22 @@ impl WorkView {
         topic: &str,
         data: &Value,
         created_at: &str,
+        event_id: i64,
         now_ms: i64,
         cmds: &mut Vec<Command>,
     ) -> bool {
+        if let Some(kind) = topic.strip_prefix("koor.task.") {
+            cmds.extend(self.tasks.on_event(kind, data, event_id));
+            return true;
+        }
+        if let Some(kind) = topic.strip_prefix("koor.reservation.") {
+            self.reservations.on_event(kind, data, now_ms);
+            return true;
+        }
+        if topic == "koor.message.sent" {
+            self.messages.on_event(data, created_at);
+            return true;
+        }
         let Some(kind) = topic.strip_prefix("koor.lock.") else {
             return false;
         };
@@ -109,12 +198,18 @@ impl WorkView {
         }
         match self.section {
             Section::Locks => self.locks.handle_key(key, ctx),
+            Section::Tasks => self.tasks.handle_key(key, ctx),
+            Section::Reservations => self.reservations.handle_key(key, ctx),
+            Section::Messages => self.messages.handle_key(key, ctx),
         }
     }
 
     pub fn keys(&self, readonly: bool) -> Vec<KeyHelp> {
         let mut keys = match self.section {
             Section::Locks => self.locks.keys(readonly),
+            Section::Tasks => self.tasks.keys(readonly),
+            Section::Reservations => self.reservations.keys(readonly),
+            Section::Messages => self.messages.keys(readonly),
         };
         if Section::ALL.len() > 1 {
             keys.push(("←/→", "section"));
@@ -123,11 +218,26 @@ impl WorkView {
     }
 
     pub fn render(&self, f: &mut Frame, area: Rect, theme: &Theme, focused: bool, now_ms: i64) {
-        // the section tabs lead the title: " Work · Locks 2 · Tasks 5 "
-        let mut title = vec![Span::raw(" Work ")];
-        for s in Section::ALL {
-            let label = match s {
+        // the section tabs lead the title: " Work · Locks 2 · Tasks 5 "; when they do not all
+        // fit, the others shrink to their initial and count
+        let labels: Vec<String> = Section::ALL
+            .iter()
+            .map(|s| match s {
                 Section::Locks => format!("{} {}", s.name(), self.locks.list.len()),
+                Section::Tasks => self.tasks.label(),
+                Section::Reservations => self.reservations.label(),
+                Section::Messages => self.messages.label(),
+            })
+            .collect();
+        let full: usize = 6 + labels.iter().map(|l| l.chars().count() + 3).sum::<usize>();
+        let short = full + 10 > area.width as usize;
+        let mut title = vec![Span::raw(" Work ")];
+        for (s, label) in Section::ALL.into_iter().zip(labels) {
+            let label = if short && s != self.section {
+                let (name, count) = label.rsplit_once(' ').unwrap_or((&label, ""));
+                format!("{}{count}", &name[..1])
+            } else {
+                label
             };
             title.push(Span::raw("· "));
             title.push(if s == self.section {
@@ -139,6 +249,11 @@ impl WorkView {
         }
         match self.section {
             Section::Locks => self.locks.render(f, area, theme, focused, now_ms, title),
+            Section::Tasks => self.tasks.render(f, area, theme, focused, now_ms, title),
+            Section::Reservations => self
+                .reservations
+                .render(f, area, theme, focused, now_ms, title),
+            Section::Messages => self.messages.render(f, area, theme, focused, now_ms, title),
         }
     }
 }
@@ -723,7 +838,7 @@ mod tests {
         let lines = draw(&app, 80, 24);
         let want = [
             "  1 Events   2 State   3 Instances   4 Logs   5 Work                            ",
-            " Work · Locks 2 ────────────────────────────────────────────────────────────────",
+            " Work · Locks 2 · Tasks 0 · Reservations 0 · Messages 0 ────────────────────────",
             "NAME                                        HOLDER         FENCE   HELD  LEFT   ",
             "db-migrations                               cursor         9       10s   20s    ",
             "deploy/prod                                 claude         7       10s   4m     ",
