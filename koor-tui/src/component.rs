@@ -294,6 +294,31 @@ pub fn detail_key<K>(
     Some(pager.handle_key(key, lines, page))
 }
 
+/// The keys every list section of the Work view handles alike: typing into its filter, paging its
+/// open detail (except `own`, the section's action key, which still works from the detail), and
+/// moving its cursor over `ids`. `None` when the key is the section's to handle.
+#[allow(clippy::too_many_arguments)]
+pub fn list_key<K: PartialEq + Clone>(
+    filter: &mut FilterInput,
+    detail: &mut Option<(K, Pager)>,
+    cursor: &mut Cursor<K>,
+    ids: &[K],
+    detail_lines: usize,
+    key: &KeyEvent,
+    page: usize,
+    own: bool,
+) -> Option<Handled> {
+    if filter.editing {
+        return Some(filter.handle_key(key));
+    }
+    if detail.is_some() && !own {
+        return Some(detail_key(detail, key, detail_lines, page).unwrap_or(Handled::NotConsumed));
+    }
+    let nav = nav_key(key, page)?;
+    cursor.apply(ids, nav, page);
+    Some(Handled::Consumed)
+}
+
 /// In a live stream (events, logs), keeps the selection on the newest entry while following.
 pub fn follow_to_end<K: PartialEq + Clone>(
     cursor: &mut Cursor<K>,

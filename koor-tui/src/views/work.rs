@@ -24,7 +24,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row};
 use serde_json::Value;
 
-use crate::component::{Confirm, Ctx, Cursor, FilterInput, Handled, Pager, detail_key, nav_key};
+use crate::component::{Confirm, Ctx, Cursor, FilterInput, Handled, Pager, list_key};
 use crate::format;
 use crate::msg::Command;
 use crate::theme::Theme;
@@ -405,21 +405,25 @@ impl LocksSection {
     }
 
     pub fn handle_key(&mut self, key: &KeyEvent, ctx: &mut Ctx) -> Handled {
-        if self.filter.editing {
-            return self.filter.handle_key(key);
-        }
         let is_release = matches!(key.code, KeyCode::Char('x') | KeyCode::Delete);
-        if self.detail.is_some() && !is_release {
-            let lines = self
+        let lines = match &self.detail {
+            Some(_) => self
                 .detail_text(ctx.now_ms)
-                .map_or(0, |t| t.lines().count());
-            return detail_key(&mut self.detail, key, lines, ctx.page)
-                .unwrap_or(Handled::NotConsumed);
-        }
-        if let Some(nav) = nav_key(key, ctx.page) {
-            let names = self.names();
-            self.cursor.apply(&names, nav, ctx.page);
-            return Handled::Consumed;
+                .map_or(0, |t| t.lines().count()),
+            None => 0,
+        };
+        let names = self.names();
+        if let Some(handled) = list_key(
+            &mut self.filter,
+            &mut self.detail,
+            &mut self.cursor,
+            &names,
+            lines,
+            key,
+            ctx.page,
+            is_release,
+        ) {
+            return handled;
         }
         match key.code {
             KeyCode::Char('/') => self.filter.start(),

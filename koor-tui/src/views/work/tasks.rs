@@ -19,7 +19,7 @@ use ratatui::widgets::{Cell, Paragraph, Row};
 use serde_json::Value;
 
 use super::{holder_of, left_ms, left_text, str_of};
-use crate::component::{Confirm, Ctx, Cursor, FilterInput, Handled, Pager, detail_key, nav_key};
+use crate::component::{Confirm, Ctx, Cursor, FilterInput, Handled, Pager, list_key};
 use crate::format;
 use crate::msg::Command;
 use crate::theme::Theme;
@@ -349,21 +349,25 @@ impl TasksSection {
     }
 
     pub fn handle_key(&mut self, key: &KeyEvent, ctx: &mut Ctx) -> Handled {
-        if self.filter.editing {
-            return self.filter.handle_key(key);
-        }
         let is_release = matches!(key.code, KeyCode::Char('r'));
-        if self.detail.is_some() && !is_release {
-            let lines = self
+        let lines = match &self.detail {
+            Some(_) => self
                 .detail_text(ctx.now_ms)
-                .map_or(0, |t| t.lines().count());
-            return detail_key(&mut self.detail, key, lines, ctx.page)
-                .unwrap_or(Handled::NotConsumed);
-        }
-        if let Some(nav) = nav_key(key, ctx.page) {
-            let ids = self.ids();
-            self.cursor.apply(&ids, nav, ctx.page);
-            return Handled::Consumed;
+                .map_or(0, |t| t.lines().count()),
+            None => 0,
+        };
+        let ids = self.ids();
+        if let Some(handled) = list_key(
+            &mut self.filter,
+            &mut self.detail,
+            &mut self.cursor,
+            &ids,
+            lines,
+            key,
+            ctx.page,
+            is_release,
+        ) {
+            return handled;
         }
         match key.code {
             KeyCode::Char('/') => self.filter.start(),
