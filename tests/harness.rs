@@ -178,3 +178,17 @@ pub async fn publish(s: &Server, topic: &str, data: serde_json::Value) -> i64 {
     .await;
     e["id"].as_i64().expect("id")
 }
+
+/// Registers an instance named `name`: its (id, token).
+pub async fn register_agent(s: &Server, name: &str) -> (String, String) {
+    let r = json(
+        s.post_json("/api/instances/register", serde_json::json!({"name": name}))
+            .await,
+        200,
+    )
+    .await;
+    (
+        r["id"].as_str().expect("id").to_owned(),
+        r["token"].as_str().expect("token").to_owned(),
+    )
+}

@@ -10,16 +10,7 @@ use crate::harness::{Seen, Server, error, json, next, ws_connect};
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn register(s: &Server, name: &str) -> (String, String) {
-    let r = json(
-        s.post_json("/api/instances/register", json!({"name": name}))
-            .await,
-        200,
-    )
-    .await;
-    (
-        r["id"].as_str().expect("id").to_owned(),
-        r["token"].as_str().expect("token").to_owned(),
-    )
+    crate::harness::register_agent(s, name).await
 }
 
 async fn acquire(s: &Server, name: &str, body: Value) -> reqwest::Response {

@@ -9,16 +9,7 @@ use serde_json::{Value, json};
 use crate::harness::{Seen, Server, error, json, next, ws_connect};
 
 async fn register(s: &Server, name: &str) -> (String, String) {
-    let r = json(
-        s.post_json("/api/instances/register", json!({"name": name}))
-            .await,
-        200,
-    )
-    .await;
-    (
-        r["id"].as_str().expect("id").to_owned(),
-        r["token"].as_str().expect("token").to_owned(),
-    )
+    crate::harness::register_agent(s, name).await
 }
 
 async fn send(s: &Server, body: Value) -> Value {

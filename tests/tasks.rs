@@ -12,13 +12,7 @@ use crate::harness::{Seen, Server, error, json, next, ws_connect};
 const WAIT: Duration = Duration::from_secs(15);
 
 async fn register(s: &Server, name: &str) -> String {
-    let r = json(
-        s.post_json("/api/instances/register", json!({"name": name}))
-            .await,
-        200,
-    )
-    .await;
-    r["id"].as_str().expect("id").to_owned()
+    crate::harness::register_agent(s, name).await.0
 }
 
 async fn claim(s: &Server, project: &str, body: Value) -> reqwest::Response {
