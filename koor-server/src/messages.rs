@@ -10,6 +10,7 @@
 use koor_shared::types::{Holder, Inbox, Message, Sent, Thread};
 use serde_json::{Value, json};
 
+use crate::holds::holder_json;
 use crate::store::messages::{self as rows, InboxFilter, NewMessage};
 use crate::store::{Result, Store, StoreError, Tx};
 
@@ -31,10 +32,6 @@ pub struct Outgoing {
     pub body: Option<String>,
     pub thread_id: Option<i64>,
     pub ack_required: bool,
-}
-
-fn holder_json(h: &Holder) -> Value {
-    json!({"id": h.id, "name": h.name})
 }
 
 /// `to` resolved as this transaction sees the registry: an id is that instance, a name every

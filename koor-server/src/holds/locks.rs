@@ -228,13 +228,11 @@ pub async fn acquire(
         if holds.lock_waiters().remove(name, seq) {
             // Timed out while still queued: answer with whoever holds it now.
             return match get(holds, store, name).await {
-                Ok(h) => Err(StoreError::Conflict {
-                    message: format!(
-                        "lock {name} is held by {} ({}) until {}",
-                        h.holder.name, h.holder.id, h.expires_at
-                    ),
-                    details: json!({"holder": holder_json(&h.holder), "expires_at": h.expires_at}),
-                }),
+                Ok(h) => Err(super::held_until(
+                    &format!("lock {name}"),
+                    &h.holder,
+                    &h.expires_at,
+                )),
                 // Freed in the meantime without being handed to us: one more plain try.
                 Err(StoreError::NotFound(_)) => {
                     let (h, n, i) = (holds.clone(), name.to_owned(), instance.to_owned());

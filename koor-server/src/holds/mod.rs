@@ -161,14 +161,17 @@ pub fn holder(tx: &Tx<'_>, id: &str) -> Result<Holder> {
 
 /// The 409 for a resource another instance holds.
 pub fn held_by(what: &str, hold: &Hold) -> StoreError {
+    held_until(what, &hold.holder, &hold.expires_at())
+}
+
+/// The 409 for a resource `holder` holds until `expires_at`.
+pub fn held_until(what: &str, holder: &Holder, expires_at: &str) -> StoreError {
     StoreError::Conflict {
         message: format!(
-            "{what} is held by {} ({}) until {}",
-            hold.holder.name,
-            hold.holder.id,
-            hold.expires_at()
+            "{what} is held by {} ({}) until {expires_at}",
+            holder.name, holder.id
         ),
-        details: json!({"holder": holder_json(&hold.holder), "expires_at": hold.expires_at()}),
+        details: json!({"holder": holder_json(holder), "expires_at": expires_at}),
     }
 }
 

@@ -258,6 +258,27 @@ impl WorkView {
     }
 }
 
+/// The footer keys of a list section: its own `action` (unless read-only), then `Esc` while its
+/// detail is open, else `extra` and the list keys.
+fn section_keys(
+    action: KeyHelp,
+    extra: &[KeyHelp],
+    readonly: bool,
+    detail_open: bool,
+) -> Vec<KeyHelp> {
+    let mut keys = Vec::new();
+    if !readonly {
+        keys.push(action);
+    }
+    if detail_open {
+        keys.push(("Esc", "back"));
+        return keys;
+    }
+    keys.extend_from_slice(extra);
+    keys.extend([("⏎", "detail"), ("/", "filter"), ("j/k", "move")]);
+    keys
+}
+
 /// The Locks section.
 #[derive(Debug, Clone, Default)]
 pub struct LocksSection {
@@ -466,16 +487,7 @@ impl LocksSection {
     }
 
     pub fn keys(&self, readonly: bool) -> Vec<KeyHelp> {
-        let mut keys = Vec::new();
-        if !readonly {
-            keys.push(("x", "force-release"));
-        }
-        if self.detail.is_some() {
-            keys.push(("Esc", "back"));
-            return keys;
-        }
-        keys.extend([("⏎", "detail"), ("/", "filter"), ("j/k", "move")]);
-        keys
+        section_keys(("x", "force-release"), &[], readonly, self.detail.is_some())
     }
 
     fn render(

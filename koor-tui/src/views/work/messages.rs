@@ -304,16 +304,7 @@ impl MessagesSection {
     }
 
     pub fn keys(&self, readonly: bool) -> Vec<KeyHelp> {
-        let mut keys = Vec::new();
-        if !readonly {
-            keys.push(("m", "reply"));
-        }
-        if self.detail.is_some() {
-            keys.push(("Esc", "back"));
-            return keys;
-        }
-        keys.extend([("⏎", "detail"), ("/", "filter"), ("j/k", "move")]);
-        keys
+        super::section_keys(("m", "reply"), &[], readonly, self.detail.is_some())
     }
 
     pub fn label(&self) -> String {

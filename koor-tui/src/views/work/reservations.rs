@@ -286,16 +286,7 @@ impl ReservationsSection {
     }
 
     pub fn keys(&self, readonly: bool) -> Vec<KeyHelp> {
-        let mut keys = Vec::new();
-        if !readonly {
-            keys.push(("x", "force-release"));
-        }
-        if self.detail.is_some() {
-            keys.push(("Esc", "back"));
-            return keys;
-        }
-        keys.extend([("⏎", "detail"), ("/", "filter"), ("j/k", "move")]);
-        keys
+        super::section_keys(("x", "force-release"), &[], readonly, self.detail.is_some())
     }
 
     pub fn label(&self) -> String {

@@ -416,21 +416,12 @@ impl TasksSection {
     }
 
     pub fn keys(&self, readonly: bool) -> Vec<KeyHelp> {
-        let mut keys = Vec::new();
-        if !readonly {
-            keys.push(("r", "reopen"));
-        }
-        if self.detail.is_some() {
-            keys.push(("Esc", "back"));
-            return keys;
-        }
-        keys.extend([
-            ("p", "project"),
-            ("⏎", "detail"),
-            ("/", "filter"),
-            ("j/k", "move"),
-        ]);
-        keys
+        super::section_keys(
+            ("r", "reopen"),
+            &[("p", "project")],
+            readonly,
+            self.detail.is_some(),
+        )
     }
 
     /// The tab label: `Tasks web 5` (the project, and its number of tasks).
