@@ -475,6 +475,15 @@ impl TasksSection {
             cols.push(("PRI", Constraint::Length(3)));
         }
         cols.push(("LEFT", Constraint::Length(7)));
+        // the title takes what the fixed columns leave (one space between columns), cut with `…`
+        let fixed: u16 = cols
+            .iter()
+            .map(|(_, c)| match c {
+                Constraint::Length(n) => n + 1,
+                _ => 1,
+            })
+            .sum();
+        let title_width = usize::from(area.width.saturating_sub(fixed).max(1));
         let row = |i: usize| {
             let t = rows[i];
             let status_style = match t.shown_status() {
@@ -492,7 +501,7 @@ impl TasksSection {
             let mut cells = vec![
                 Cell::from(t.id.clone()),
                 Cell::from(Span::styled(t.shown_status().to_owned(), status_style)),
-                Cell::from(t.title.clone()),
+                Cell::from(format::truncate(&t.title, title_width)),
                 Cell::from(holder),
             ];
             if wide {
