@@ -187,6 +187,10 @@ async fn resumes_after_a_restart_without_losing_or_repeating_events() {
     server.stop().await;
 }
 
+// Run apart by `.ci/run` (with one retry): in 2 of 4 full CI runs on this machine it waited 45 s
+// for the watcher and got nothing, which 20 runs alone or in parallel never reproduced. Until the
+// cause is found it must not sink the whole suite; it still runs, and still has to pass.
+#[ignore = "run by .ci/run on its own, with one retry (an unexplained hang in full runs)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_console_is_closed_and_resumes_where_it_was() {
     let dir = tempfile::tempdir().expect("tempdir");
