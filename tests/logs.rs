@@ -35,7 +35,18 @@ async fn the_log_stream_shows_a_record_produced_by_a_request_and_no_token() {
     let mut ws = ws_connect(&s, "/api/logs/subscribe?level=info", &[])
         .await
         .expect("connect");
+    // Writes of data log at debug (one line per write would flood the log); an agent's arrival
+    // logs at info.
     json(s.put("/api/state/log-probe-7731", "{}").await, 200).await;
+    let registered = json(
+        s.post_json(
+            "/api/instances/register",
+            serde_json::json!({"name": "log-probe-7731"}),
+        )
+        .await,
+        200,
+    )
+    .await;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -46,9 +57,14 @@ async fn the_log_stream_shows_a_record_produced_by_a_request_and_no_token() {
         match next(&mut ws, Duration::from_secs(10)).await {
             Seen::Event(r) => {
                 assert!(!r.to_string().contains("very-secret-token"));
-                if r["message"] == "state updated" && r["fields"]["key"] == "log-probe-7731" {
+                assert!(
+                    r["message"] != "state updated",
+                    "a state write is not logged at info: {r}"
+                );
+                if r["message"] == "instance registered" && r["fields"]["name"] == "log-probe-7731"
+                {
                     assert_eq!(r["level"], "INFO");
-                    assert_eq!(r["fields"]["version"], 1);
+                    assert_eq!(r["fields"]["id"], registered["id"]);
                     assert!(r["time"].as_str().expect("time").ends_with('Z'));
                     break;
                 }
@@ -62,7 +78,7 @@ async fn the_log_stream_shows_a_record_produced_by_a_request_and_no_token() {
             .as_array()
             .expect("array")
             .iter()
-            .any(|r| r["fields"]["key"] == "log-probe-7731"),
+            .any(|r| r["fields"]["name"] == "log-probe-7731"),
         "GET /api/logs has it too"
     );
     assert!(!recent.to_string().contains("very-secret-token"));

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo bench -p koor-server --bench load                  # everything
-//! cargo bench -p koor-server --bench load -- http          # throughput: /health vs state GET/304/PUT
+//! cargo bench -p koor-server --bench load -- http          # throughput: /health vs state GET/304/PUT, and Redis
+//! cargo bench -p koor-server --bench load -- coord         # lock, task, message and inbox routes vs /health
 //! cargo bench -p koor-server --bench load -- events        # publish-to-subscriber latency, 100 subscribers
 //! cargo bench -p koor-server --bench load -- idle          # RSS idle and with 1,000 idle subscribers
 //! cargo bench -p koor-server --bench load -- waiters       # long-polls: wake latency; 1,000 waiters' RSS and CPU
@@ -153,14 +154,24 @@ async fn main() {
     if wants("claims") {
         claims().await;
     }
+    if wants("coord") {
+        coord().await;
+    }
     if wants("keys") {
         let n = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
         keys(n).await;
     }
 }
 
-/// Runs wrk and returns requests per second.
-fn wrk(url: &str, script: Option<&str>, headers: &[String]) -> Option<f64> {
+/// What wrk measured.
+struct Wrk {
+    rps: f64,
+    /// Responses that were not 2xx or 3xx.
+    errors: u64,
+}
+
+/// Runs wrk (`-t2 -c32 -d5s`) with an optional Lua script and extra headers.
+fn wrk(url: &str, script: Option<&str>, headers: &[String]) -> Option<Wrk> {
     let mut cmd = Command::new("wrk");
     cmd.args(["-t2", "-c32", "-d5s", "--latency"]);
     for h in headers {
@@ -177,69 +188,345 @@ fn wrk(url: &str, script: Option<&str>, headers: &[String]) -> Option<f64> {
     let rps = text
         .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok());
-    let non2xx = text.lines().find(|l| l.contains("Non-2xx"));
-    if let Some(l) = non2xx {
-        println!("    note: {}", l.trim());
+        .and_then(|v| v.trim().parse().ok())?;
+    let errors = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    Some(Wrk { rps, errors })
+}
+
+fn have(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Keys written and read by the throughput runs, as redis-benchmark's `-r 1000` spreads its own.
+const KEYS: usize = 1000;
+/// A state value of about 80 bytes of JSON (redis-benchmark writes `-d 80`).
+const VALUE: &str = r#"{"agent":"claude-web","endpoint":"/api/users","method":"GET","status":"ok","n":1}"#;
+
+/// A wrk script that sends `method` with `body` to `/api/state/bench/k0` .. `k999` in turn.
+fn state_script(method: &str, body: &str) -> String {
+    format!(
+        r#"counter = 0
+wrk.method = "{method}"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{body}'
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, "/api/state/bench/k" .. (counter % {KEYS}))
+end
+"#
+    )
+}
+
+/// Redis 7 on a loopback port with the append-only file on and fsync every second, the same
+/// durability class as our WAL with `synchronous=NORMAL`. Stopped on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Option<Redis> {
+        if !have("redis-server", "--version") || !have("redis-benchmark", "--version") {
+            return None;
+        }
+        let dir = tempfile::tempdir().ok()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .ok()?
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--appendonly", "yes", "--appendfsync", "everysec", "--save", ""])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let redis = Redis {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(redis)
     }
-    rps
+
+    /// `redis-benchmark` with the same client shape as wrk (32 connections, 2 threads) over
+    /// [`KEYS`] keys of 80 bytes: (test, requests per second), e.g. `("SET", 131795.0)`.
+    fn bench(&self, tests: &str) -> Vec<(String, f64)> {
+        let out = Command::new("redis-benchmark")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-c", "32", "--threads", "2", "-n", "400000", "-d", "80"])
+            .args(["-r", &KEYS.to_string(), "-t", tests, "--csv"])
+            .output();
+        let Ok(out) = out else { return Vec::new() };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut cols = l.split(',').map(|c| c.trim_matches('"'));
+                let test = cols.next()?.to_owned();
+                let rps = cols.next()?.parse().ok()?;
+                Some((test, rps))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ratio(a: f64, b: Option<f64>) -> String {
+    match b {
+        Some(b) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "-".into(),
+    }
 }
 
 async fn http() {
-    println!("== HTTP throughput (wrk -t2 -c32 -d5s) ==");
-    if Command::new("wrk").arg("--version").output().is_err() {
+    println!(
+        "== HTTP throughput: wrk -t2 -c32 -d5s; {KEYS} keys of {}-byte JSON ==",
+        VALUE.len()
+    );
+    if !have("wrk", "--version") {
         println!("   wrk is not installed: apt-get install -y wrk\n");
         return;
     }
     let server = Server::start(&[]);
     let client = reqwest::Client::new();
-    let value = format!(r#"{{"payload":"{}"}}"#, "x".repeat(1000));
     let mut etag = String::new();
-    for i in 0..1000 {
+    for i in 0..KEYS {
         let resp = client
             .put(format!("{}/api/state/bench/k{i}", server.base))
             .header("content-type", "application/json")
-            .body(value.clone())
+            .body(VALUE)
             .send()
             .await
             .expect("seed");
-        if i == 1 {
-            etag = resp.headers()["etag"].to_str().expect("etag").to_owned();
-        }
+        etag = resp.headers()["etag"].to_str().expect("etag").to_owned();
     }
-    let health = wrk(&format!("{}/health", server.base), None, &[]).unwrap_or(f64::NAN);
-    let get = wrk(&format!("{}/api/state/bench/k1", server.base), None, &[]).unwrap_or(f64::NAN);
-    let revalidate = wrk(
-        &format!("{}/api/state/bench/k1", server.base),
-        None,
-        &[format!("If-None-Match: {etag}")],
-    )
-    .unwrap_or(f64::NAN);
-    let put_script = format!(
-        r#"counter = 0
-wrk.method = "PUT"
+    let run = |url: String, script: Option<String>, headers: Vec<String>, what: &str| {
+        let got = wrk(&url, script.as_deref(), &headers);
+        if let Some(w) = got.as_ref().filter(|w| w.errors > 0) {
+            println!("    note: {what}: {} responses were not 2xx/3xx", w.errors);
+        }
+        got.map_or(f64::NAN, |w| w.rps)
+    };
+    let health = run(format!("{}/health", server.base), None, vec![], "/health");
+    let get = run(
+        format!("{}/", server.base),
+        Some(state_script("GET", "")),
+        vec![],
+        "GET",
+    );
+    // Every key holds the same bytes, so one ETag revalidates them all.
+    let revalidate = run(
+        format!("{}/", server.base),
+        Some(state_script("GET", "")),
+        vec![format!("If-None-Match: {etag}")],
+        "304",
+    );
+    let put = run(
+        format!("{}/", server.base),
+        Some(state_script("PUT", VALUE)),
+        vec![],
+        "PUT",
+    );
+    drop(server);
+    let redis = Redis::start();
+    let anchors = redis.as_ref().map(|r| r.bench("set,get")).unwrap_or_default();
+    drop(redis);
+    let anchor = |t: &str| anchors.iter().find(|(n, _)| n == t).map(|(_, r)| *r);
+    let (rget, rset) = (anchor("GET"), anchor("SET"));
+    println!("                                  req/s   of /health   of Redis");
+    println!("   koor GET /health           {health:>10.0}        1.00");
+    println!(
+        "   koor state GET             {get:>10.0}   {:>9}   {:>8}   (bar: >= 0.90 of /health)",
+        ratio(get, Some(health)),
+        ratio(get, rget)
+    );
+    println!(
+        "   koor 304 revalidation      {revalidate:>10.0}   {:>9}              {} of GET (bar: as fast as GET)",
+        ratio(revalidate, Some(health)),
+        ratio(revalidate, Some(get))
+    );
+    println!(
+        "   koor state PUT             {put:>10.0}   {:>9}   {:>8}   (bar: >= 0.50 of /health and of Redis SET)",
+        ratio(put, Some(health)),
+        ratio(put, rset)
+    );
+    match (rget, rset) {
+        (Some(g), Some(s)) => {
+            println!("   Redis GET                  {g:>10.0}   {:>9}", ratio(g, Some(health)));
+            println!(
+                "   Redis SET (AOF everysec)   {s:>10.0}   {:>9}   (redis-benchmark -c 32 --threads 2 -r {KEYS} -d 80)",
+                ratio(s, Some(health))
+            );
+        }
+        _ => println!(
+            "   Redis: not measured (apt-get install -y redis-server redis-tools for the anchor)"
+        ),
+    }
+    println!();
+}
+
+/// The coordination routes under wrk: each request's answer tells the script what to send next
+/// (a lock acquired is released, a task claimed is completed), by any of the 32 connections.
+async fn coord() {
+    const AGENTS: usize = 32;
+    const TASKS: usize = 400_000;
+    println!("== coordination routes: wrk -t2 -c32 -d5s, {AGENTS} registered agents ==");
+    if !have("wrk", "--version") {
+        println!("   wrk is not installed: apt-get install -y wrk\n");
+        return;
+    }
+    let server = Server::start(&[]);
+    let client = reqwest::Client::new();
+    let mut agents = Vec::new();
+    for i in 0..AGENTS {
+        let r: serde_json::Value = client
+            .post(format!("{}/api/instances/register", server.base))
+            .json(&serde_json::json!({"name": format!("bench-{i}")}))
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("json");
+        agents.push(r["id"].as_str().expect("id").to_owned());
+    }
+    // More tasks than 5 s of claims can take, so the board never runs dry.
+    for batch in 0..TASKS / 10_000 {
+        let plan: Vec<serde_json::Value> = (0..10_000)
+            .map(|i| serde_json::json!({"title": format!("task {}", batch * 10_000 + i), "priority": i % 7}))
+            .collect();
+        let resp = client
+            .post(format!("{}/api/tasks/bench", server.base))
+            .json(&plan)
+            .send()
+            .await
+            .expect("create");
+        assert!(resp.status().is_success(), "create: {}", resp.status());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let lua_agents = agents
+        .iter()
+        .map(|a| format!("\"{a}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let prelude = format!(
+        r#"agents = {{ {lua_agents} }}
+n = 0
+pending = {{}}
+function agent() n = n + 1 return agents[(n % #agents) + 1] end
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{value}'
+"#
+    );
+    // A lock per acquire; the release goes out with the next request of any connection.
+    let locks = format!(
+        r#"{prelude}
 request = function()
-  counter = counter + 1
-  return wrk.format(nil, "/api/state/bench/k" .. (counter % 1000))
+  local p = table.remove(pending)
+  if p then
+    return wrk.format("DELETE", "/api/locks/bench/" .. p.name .. "?instance_id=" .. p.agent, nil, "")
+  end
+  local a = agent()
+  local name = tostring(n) .. "-" .. tostring(math.random(1e9))
+  last = {{ name = name, agent = a }}
+  return wrk.format("POST", "/api/locks/bench/" .. name, nil, '{{"instance_id":"' .. a .. '","ttl":"1m"}}')
+end
+response = function(status, headers, body)
+  local name = body:match('"name":"bench/([^"]+)"')
+  local a = body:match('"holder":{{"id":"([^"]+)"')
+  if status == 200 and name and a and body:find('"fence"') then
+    table.insert(pending, {{ name = name, agent = a }})
+  end
 end
 "#
     );
-    let put = wrk(&format!("{}/", server.base), Some(&put_script), &[]).unwrap_or(f64::NAN);
-    println!("   GET /health              {health:>10.0} req/s   (baseline)");
-    println!(
-        "   GET /api/state/KEY (1KB) {get:>10.0} req/s   {:>5.1}% of /health (bar >= 70%)",
-        100.0 * get / health
+    let tasks = format!(
+        r#"{prelude}
+request = function()
+  local p = table.remove(pending)
+  if p then
+    return wrk.format("POST", "/api/tasks/bench/" .. p.id .. "/complete", nil, '{{"instance_id":"' .. p.agent .. '"}}')
+  end
+  return wrk.format("POST", "/api/tasks/bench/claim", nil, '{{"instance_id":"' .. agent() .. '"}}')
+end
+response = function(status, headers, body)
+  local id = body:match('^{{"id":"(T%-%d+)"')
+  local a = body:match('"holder":{{"id":"([^"]+)"')
+  if status == 200 and id and a and body:find('"status":"claimed"') then
+    table.insert(pending, {{ id = id, agent = a }})
+  end
+end
+"#
     );
-    println!(
-        "   GET + If-None-Match 304  {revalidate:>10.0} req/s   {:>5.1}% of /health (bar: as fast as GET)",
-        100.0 * revalidate / health
+    let send = format!(
+        r#"{prelude}
+request = function()
+  local from, to = agent(), agent()
+  return wrk.format("POST", "/api/messages", nil, '{{"from":"' .. from .. '","to":["' .. to .. '"],"subject":"bench","body":"status?"}}')
+end
+"#
     );
-    println!(
-        "   PUT /api/state/KEY (1KB) {put:>10.0} req/s   {:>5.1}% of /health (bar >= 40%)",
-        100.0 * put / health
+    let inbox = format!(
+        r#"{prelude}
+request = function()
+  return wrk.format("GET", "/api/instances/" .. agent() .. "/inbox?last=20")
+end
+"#
     );
+    let url = format!("{}/", server.base);
+    let health = wrk(&format!("{}/health", server.base), None, &[]).map_or(f64::NAN, |w| w.rps);
+    println!("                                        req/s   of /health");
+    println!("   GET /health                      {health:>10.0}        1.00");
+    for (label, script, per) in [
+        ("lock acquire + release", &locks, 2.0),
+        ("task claim + complete", &tasks, 2.0),
+        ("message send", &send, 1.0),
+        ("inbox read (last 20)", &inbox, 1.0),
+    ] {
+        let Some(w) = wrk(&url, Some(script), &[]) else {
+            println!("   {label:<32} wrk failed");
+            continue;
+        };
+        let pairs = if per > 1.0 {
+            format!("   ({:.0} pairs/s)", w.rps / per)
+        } else {
+            String::new()
+        };
+        let errors = if w.errors > 0 {
+            format!("   ({} not 2xx)", w.errors)
+        } else {
+            String::new()
+        };
+        println!(
+            "   {label:<32} {:>10.0}   {:>9}{pairs}{errors}",
+            w.rps,
+            ratio(w.rps, Some(health))
+        );
+    }
     println!();
 }
 

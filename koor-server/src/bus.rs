@@ -13,17 +13,26 @@ use tokio::sync::broadcast;
 /// Events a subscriber may fall behind by before it is closed.
 pub const DEFAULT_CAPACITY: usize = 4096;
 
-/// An event with its JSON text, serialized once for every subscriber.
+/// An event with its JSON text, serialized once for every subscriber (and not at all when no
+/// subscriber sends it anywhere).
 #[derive(Debug)]
 pub struct BusEvent {
     pub event: Event,
-    pub json: String,
+    json: std::sync::OnceLock<String>,
 }
 
 impl BusEvent {
     pub fn new(event: Event) -> Self {
-        let json = serde_json::to_string(&event).unwrap_or_default();
-        Self { event, json }
+        Self {
+            event,
+            json: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The event as JSON text, as subscribers receive it.
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| serde_json::to_string(&self.event).unwrap_or_default())
     }
 }
 

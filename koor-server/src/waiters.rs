@@ -176,7 +176,10 @@ impl Waiters {
                 w.notify.notify_one();
             }
         };
+        // Reading an event's data parses its JSON: only done when some waiter may care.
         match e.topic.as_str() {
+            "koor.message.sent" | "koor.instance.deregistered" if table.inbox.is_empty() => {}
+            "koor.state.updated" | "koor.state.deleted" if table.state.is_empty() => {}
             "koor.message.sent" => {
                 let to = e.data["to"].as_array().map(Vec::as_slice).unwrap_or(&[]);
                 for id in to.iter().filter_map(|r| r["id"].as_str()) {

@@ -17,11 +17,12 @@ pub struct ContentHash(String);
 impl ContentHash {
     /// Hashes `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = Sha256::digest(bytes);
         let mut hex = String::with_capacity(64);
         for byte in digest {
-            use fmt::Write;
-            let _ = write!(hex, "{byte:02x}");
+            hex.push(char::from(HEX[usize::from(byte >> 4)]));
+            hex.push(char::from(HEX[usize::from(byte & 0xf)]));
         }
         Self(hex)
     }

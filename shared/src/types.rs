@@ -176,8 +176,18 @@ impl RawJson {
 
     /// The JSON text of `value`.
     pub fn from_value(value: &Value) -> Self {
-        let text = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
-        Self::parse(text).unwrap_or_default()
+        Self::of(value)
+    }
+
+    /// The JSON text of anything serializable (written once, not parsed back).
+    pub fn of<T: Serialize + ?Sized>(value: &T) -> Self {
+        serde_json::value::to_raw_value(value).map_or_else(
+            |_| Self::default(),
+            |raw| Self {
+                raw,
+                parsed: std::sync::OnceLock::new(),
+            },
+        )
     }
 
     /// The exact JSON text.

@@ -134,9 +134,9 @@ async fn publish(app: App, body: Bytes) -> Result<Response, ApiError> {
     let data = req.data;
     let event = app
         .store
-        .write(move |tx| tx.emit(&topic, data, &source))
+        .write_no_savepoint(move |tx| tx.emit(&topic, data, &source))
         .await?;
-    tracing::info!(topic = %event.topic, id = event.id, "event published");
+    tracing::debug!(topic = %event.topic, id = event.id, "event published");
     let mut resp = ok(&event);
     resp.extensions_mut()
         .insert(crate::audit::AuditResource(event.topic.clone()));
@@ -275,7 +275,7 @@ async fn subscriber(
                         continue;
                     }
                     if patterns.matches(&event.event.topic) {
-                        if !feed(&mut tx, Message::text(event.json.as_str())).await {
+                        if !feed(&mut tx, Message::text(event.json())).await {
                             failed = true;
                             break;
                         }

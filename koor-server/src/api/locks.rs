@@ -90,7 +90,7 @@ async fn route(
                 app.stopping(),
             )
             .await?;
-            tracing::info!(name = %lock.name, holder = %lock.holder.id, fence = lock.fence, "lock acquired");
+            tracing::debug!(name = %lock.name, holder = %lock.holder.id, fence = lock.fence, "lock acquired");
             Ok(ok(&lock))
         }
         Method::DELETE => {
@@ -105,7 +105,7 @@ async fn route(
                 identity::act_for(&app, &headers, id)?;
             }
             locks::release(&app.holds, &app.store, &name, instance, force).await?;
-            tracing::info!(name = %name, force, "lock released");
+            tracing::debug!(name = %name, force, "lock released");
             Ok(ok(&json!({"released": name})))
         }
         m => Err(method_not_allowed(

@@ -199,7 +199,7 @@ pub(crate) async fn send(app: App, headers: HeaderMap, body: Bytes) -> Result<Re
         },
     )
     .await?;
-    tracing::info!(
+    tracing::debug!(
         id = sent.id,
         thread_id = sent.thread_id,
         to = sent.to.len(),

@@ -373,6 +373,25 @@ pub fn raw_value(
     resp
 }
 
+/// A cached current value, with the headers it carries ready-made.
+pub fn current_value(current: &crate::store::Current) -> Response {
+    let mut resp = warp::http::Response::new(current.value.clone().into());
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, current.content_type_header.clone());
+    headers.insert(header::ETAG, current.etag_header.clone());
+    headers.insert(koor_shared::VERSION_HEADER, current.version_header.clone());
+    resp
+}
+
+/// A 304 for a cached current value the client already has.
+pub fn current_not_modified(current: &crate::store::Current) -> Response {
+    let mut resp = StatusCode::NOT_MODIFIED.into_response();
+    let headers = resp.headers_mut();
+    headers.insert(header::ETAG, current.etag_header.clone());
+    headers.insert(koor_shared::VERSION_HEADER, current.version_header.clone());
+    resp
+}
+
 /// `ETag` and `X-Koor-Version` for a stored value.
 pub fn set_version_headers(headers: &mut HeaderMap, hash: &ContentHash, version: i64) {
     if let Ok(v) = HeaderValue::from_str(&hash.etag()) {

@@ -125,7 +125,7 @@ async fn route(
                 },
             )
             .await?;
-            tracing::info!(holder = %req.instance_id, paths = granted.len(), "reserved");
+            tracing::debug!(holder = %req.instance_id, paths = granted.len(), "reserved");
             Ok(ok(&json!({"reservations": granted})))
         }
         ([], Method::DELETE) => {
@@ -143,7 +143,7 @@ async fn route(
             let released =
                 reservations::release_all(&app.holds, &app.store, id, param(&q, "project"), &only)
                     .await?;
-            tracing::info!(holder = %id, released = released.len(), "reservations released");
+            tracing::debug!(holder = %id, released = released.len(), "reservations released");
             Ok(ok(&json!({"released": released})))
         }
         ([], m) => Err(method_not_allowed(
@@ -178,7 +178,7 @@ async fn route(
                 identity::act_for(&app, &headers, who)?;
             }
             let gone = reservations::release(&app.holds, &app.store, id, instance, force).await?;
-            tracing::info!(id = %gone.id, path = %gone.path, force, "reservation released");
+            tracing::debug!(id = %gone.id, path = %gone.path, force, "reservation released");
             Ok(ok(&json!({"released": [gone]})))
         }
         ([_], m) => Err(method_not_allowed(

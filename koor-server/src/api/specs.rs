@@ -94,7 +94,7 @@ async fn route(
                 .store
                 .write(move |tx| specs::put(tx, &p, &n, &body, &h, &cond))
                 .await?;
-            tracing::info!(project = %project, name = %name, version = written.version, "spec updated");
+            tracing::debug!(project = %project, name = %name, version = written.version, "spec updated");
             let mut resp = ok(&written);
             set_version_headers(resp.headers_mut(), &hash, written.version);
             Ok(resp)
@@ -105,7 +105,7 @@ async fn route(
             app.store
                 .write(move |tx| specs::delete(tx, &p, &n, &cond))
                 .await?;
-            tracing::info!(project = %project, name = %name, "spec deleted");
+            tracing::debug!(project = %project, name = %name, "spec deleted");
             Ok(ok(&Deleted {
                 deleted: format!("{project}/{name}"),
             }))

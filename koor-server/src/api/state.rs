@@ -11,8 +11,8 @@ use warp::reply::Response;
 
 use super::error::respond;
 use super::{
-    ApiError, Query, body, condition, decode_path, hash_body, method_not_allowed, not_modified, ok,
-    query, raw_value, set_version_headers, with_app,
+    ApiError, Query, body, condition, current_not_modified, current_value, decode_path, hash_body,
+    method_not_allowed, ok, query, raw_value, set_version_headers, with_app,
 };
 use crate::App;
 use crate::store::state;
@@ -152,14 +152,9 @@ async fn get(
     if version.is_none() {
         let current = app.store.current_state(&key).await?;
         if if_none_match.is_some_and(|tag| current.hash.matches_if_none_match(&tag)) {
-            return Ok(not_modified(&current.hash, current.version));
+            return Ok(current_not_modified(&current));
         }
-        return Ok(raw_value(
-            current.value.clone(),
-            &current.content_type,
-            &current.hash,
-            current.version,
-        ));
+        return Ok(current_value(&current));
     }
     let k = key.clone();
     let stored = app.store.read(move |c| state::get(c, &k, version)).await?;
@@ -205,9 +200,9 @@ async fn put(app: App, key: String, headers: HeaderMap, body: Bytes) -> Result<R
     let h = hash.clone();
     let written = app
         .store
-        .write(move |tx| state::put(tx, &k, &body, &content_type, &h, &cond))
+        .write_no_savepoint(move |tx| state::put(tx, &k, &body, &content_type, &h, &cond))
         .await?;
-    tracing::info!(key = %written.key, version = written.version, "state updated");
+    tracing::debug!(key = %written.key, version = written.version, "state updated");
     let mut resp = ok(&written);
     set_version_headers(resp.headers_mut(), &hash, written.version);
     Ok(resp)
@@ -228,9 +223,9 @@ async fn rollback(app: App, key: String, q: Query) -> Result<Response, ApiError>
     let k = key.clone();
     let written = app
         .store
-        .write(move |tx| state::rollback(tx, &k, target))
+        .write_no_savepoint(move |tx| state::rollback(tx, &k, target))
         .await?;
-    tracing::info!(key = %written.key, version = written.version, rolled_back = target, "state rolled back");
+    tracing::debug!(key = %written.key, version = written.version, rolled_back = target, "state rolled back");
     Ok(ok(&Rollback {
         key: written.key,
         version: written.version,
@@ -244,9 +239,9 @@ async fn delete(app: App, key: String, headers: HeaderMap) -> Result<Response, A
     let cond = condition(&headers)?;
     let k = key.clone();
     app.store
-        .write(move |tx| state::delete(tx, &k, &cond))
+        .write_no_savepoint(move |tx| state::delete(tx, &k, &cond))
         .await?;
-    tracing::info!(key = %key, "state deleted");
+    tracing::debug!(key = %key, "state deleted");
     Ok(ok(&Deleted { deleted: key }))
 }
 

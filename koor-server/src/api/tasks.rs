@@ -137,7 +137,7 @@ async fn route(
                     ttl,
                 )
                 .await?;
-                tracing::info!(project = %project, id = %task.id, holder = %req.instance_id, "task claimed");
+                tracing::debug!(project = %project, id = %task.id, holder = %req.instance_id, "task claimed");
                 Ok(ok(&task))
             }
             m => Err(method_not_allowed(&m, "/api/tasks/{project}/claim", "POST")),
@@ -163,7 +163,7 @@ async fn route(
             }
             Method::DELETE => {
                 let task = tasks::cancel(&app.holds, &app.store, project, id).await?;
-                tracing::info!(project = %project, id = %task.id, "task cancelled");
+                tracing::debug!(project = %project, id = %task.id, "task cancelled");
                 Ok(ok(&task))
             }
             m => Err(method_not_allowed(
@@ -280,7 +280,7 @@ async fn holder_call(
             };
             let task =
                 tasks::finish(&app.holds, &app.store, project, id, &req.instance_id, how).await?;
-            tracing::info!(project = %project, id = %task.id, status = %task.status, "task {action}");
+            tracing::debug!(project = %project, id = %task.id, status = %task.status, "task {action}");
             task
         }
     };

@@ -18,7 +18,9 @@ use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 
 use super::error::respond;
-use super::{ApiError, Query, method_not_allowed, not_modified, ok, query, raw_value, with_app};
+use super::{
+    ApiError, Query, current_not_modified, current_value, method_not_allowed, ok, query, with_app,
+};
 use crate::App;
 use crate::store::StoreError;
 use crate::store::events::{self, HistoryFilter};
@@ -142,7 +144,7 @@ pub(crate) async fn events_wait(app: App, q: Query) -> Result<Response, ApiError
         let fresh: Vec<&str> = handed
             .iter()
             .filter(|e| e.event.id > cursor)
-            .map(|e| e.json.as_str())
+            .map(|e| e.json())
             .collect();
         if !fresh.is_empty() {
             return Ok(json_array(&fresh));
@@ -191,14 +193,7 @@ pub async fn state(app: App, key: String, q: &Query) -> Result<Response, ApiErro
     let waiting = app.waiters.register(Interest::State(key.clone()));
     loop {
         let seen = match app.store.current_state(&key).await {
-            Ok(cur) if cur.version > after => {
-                return Ok(raw_value(
-                    cur.value.clone(),
-                    &cur.content_type,
-                    &cur.hash,
-                    cur.version,
-                ));
-            }
+            Ok(cur) if cur.version > after => return Ok(current_value(&cur)),
             Ok(cur) => Some(cur),
             Err(StoreError::NotFound(m)) if after > 0 => return Err(ApiError::NotFound(m)),
             Err(StoreError::NotFound(_)) => None,
@@ -213,7 +208,7 @@ pub async fn state(app: App, key: String, q: &Query) -> Result<Response, ApiErro
             Ended::Woken => {}
             Ended::Deadline => {
                 return Ok(match seen {
-                    Some(cur) => not_modified(&cur.hash, cur.version),
+                    Some(cur) => current_not_modified(&cur),
                     None => warp::reply::with_status(warp::reply(), StatusCode::NOT_MODIFIED)
                         .into_response(),
                 });

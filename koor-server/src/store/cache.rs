@@ -10,19 +10,45 @@ use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use koor_shared::ContentHash;
+use warp::http::HeaderValue;
 
 /// Values larger than this are never cached.
 pub const MAX_CACHED_VALUE: usize = 256 * 1024;
 /// Bytes of values the cache holds at most.
 pub const DEFAULT_BUDGET: usize = 64 * 1024 * 1024;
 
-/// A current value with what a GET answers with.
+/// A current value with what a GET answers with. The header values are built once, when the
+/// value enters the cache, so serving a hit copies nothing.
 #[derive(Debug)]
 pub struct Current {
     pub version: i64,
     pub hash: ContentHash,
     pub content_type: String,
     pub value: Bytes,
+    /// `Content-Type` (`application/octet-stream` when the stored type is not a valid header).
+    pub content_type_header: HeaderValue,
+    /// `ETag`: the hash in quotes.
+    pub etag_header: HeaderValue,
+    /// `X-Koor-Version`.
+    pub version_header: HeaderValue,
+}
+
+impl Current {
+    pub fn new(version: i64, hash: ContentHash, content_type: String, value: Bytes) -> Self {
+        let content_type_header = HeaderValue::from_str(&content_type)
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+        let etag_header = HeaderValue::from_str(&hash.etag())
+            .unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+        Self {
+            version,
+            hash,
+            content_type,
+            value,
+            content_type_header,
+            etag_header,
+            version_header: HeaderValue::from(version),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -128,12 +154,12 @@ mod tests {
     use super::*;
 
     fn cur(version: i64, value: &[u8]) -> Current {
-        Current {
+        Current::new(
             version,
-            hash: ContentHash::of(value),
-            content_type: "application/json".into(),
-            value: Bytes::copy_from_slice(value),
-        }
+            ContentHash::of(value),
+            "application/json".into(),
+            Bytes::copy_from_slice(value),
+        )
     }
 
     #[test]

@@ -156,6 +156,9 @@ trait WriteJob: Send {
     fn run(&mut self, tx: &mut Tx<'_>);
     /// Whether the job failed because the disk is full.
     fn failed_full(&self) -> bool;
+    /// Why the whole batch must be rolled back: a job without a savepoint failed after it had
+    /// changed rows.
+    fn poisoned(&self) -> Option<StoreError>;
     fn finish(self: Box<Self>, commit: Result<()>);
 }
 
@@ -163,6 +166,9 @@ struct TypedJob<T, F> {
     work: Option<F>,
     result: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
+    /// Run inside a savepoint of its own (see [`Store::write`] and [`Store::write_no_savepoint`]).
+    savepoint: bool,
+    poisoned: bool,
 }
 
 impl<T, F> WriteJob for TypedJob<T, F>
@@ -173,6 +179,17 @@ where
     fn run(&mut self, tx: &mut Tx<'_>) {
         let Some(work) = self.work.take() else { return };
         let (mark, hook_mark) = (tx.events.len(), tx.hooks.len());
+        if !self.savepoint {
+            let changes = tx.conn.total_changes();
+            let result = work(tx);
+            if result.is_err() {
+                tx.events.truncate(mark);
+                tx.hooks.truncate(hook_mark);
+                self.poisoned = tx.conn.total_changes() != changes;
+            }
+            self.result = Some(result);
+            return;
+        }
         let exec = |sql: &str| tx_exec(tx.conn, sql);
         let result = exec("SAVEPOINT job")
             .map_err(StoreError::from)
@@ -196,6 +213,18 @@ where
 
     fn failed_full(&self) -> bool {
         matches!(self.result, Some(Err(StoreError::Full)))
+    }
+
+    fn poisoned(&self) -> Option<StoreError> {
+        match &self.result {
+            Some(Err(e)) if self.poisoned => Some(match e {
+                StoreError::Sqlite(_) | StoreError::Full => e.clone(),
+                other => StoreError::Sqlite(format!(
+                    "a write failed after it had changed rows ({other}); its batch was rolled back"
+                )),
+            }),
+            _ => None,
+        }
     }
 
     fn finish(self: Box<Self>, commit: Result<()>) {
@@ -324,17 +353,41 @@ impl Store {
         let generation = cache.generation();
         let k = key.to_owned();
         let stored = self.read(move |c| state::get(c, &k, None)).await?;
-        let current = Current {
-            version: stored.version,
-            hash: stored.hash,
-            content_type: stored.content_type,
-            value: stored.value.into(),
-        };
+        let current = Current::new(
+            stored.version,
+            stored.hash,
+            stored.content_type,
+            stored.value.into(),
+        );
         Ok(cache.fill(key, current, generation))
     }
 
     /// Runs `work` on the writer thread inside the next group commit. Answers after the commit.
+    ///
+    /// The job runs inside a savepoint of its own: when it fails, whatever it changed is undone
+    /// and the other jobs of the batch commit as if it had never run.
     pub async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    {
+        self.submit(work, true).await
+    }
+
+    /// Like [`Store::write`], without the savepoint, which costs a copy of every page the job
+    /// touches first: for the hot writes that check everything before they change a row (a
+    /// state PUT, a publish), so that an error after a change can only come from SQLite itself.
+    /// Should such a job fail after changing rows anyway, the whole batch is rolled back and
+    /// every job in it answers the error: nothing half-done is ever committed.
+    pub async fn write_no_savepoint<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    {
+        self.submit(work, false).await
+    }
+
+    async fn submit<T, F>(&self, work: F, savepoint: bool) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
@@ -344,6 +397,8 @@ impl Store {
             work: Some(work),
             result: None,
             reply,
+            savepoint,
+            poisoned: false,
         };
         {
             let writer = self.inner.writer.lock().map_err(|_| StoreError::Closed)?;
@@ -539,7 +594,7 @@ fn commit_batch(
 ) {
     let mut events = Vec::new();
     let mut hooks = Vec::new();
-    let outcome = match conn.execute_batch("BEGIN IMMEDIATE") {
+    let outcome = match tx_exec(conn, "BEGIN IMMEDIATE") {
         Ok(()) => {
             let mut aborted = None;
             for job in &mut jobs {
@@ -551,6 +606,10 @@ fn commit_batch(
                     now: now_rfc3339(),
                 };
                 job.run(&mut tx);
+                if let Some(e) = job.poisoned() {
+                    aborted = Some(e);
+                    break;
+                }
                 // On some errors (a full disk, out of memory) SQLite rolls the whole transaction
                 // back by itself: the jobs before this one are gone too, and later ones would run
                 // outside any transaction. Fail the batch instead.
@@ -565,7 +624,7 @@ fn commit_batch(
             }
             match aborted {
                 Some(e) => Err(e),
-                None => conn.execute_batch("COMMIT").map_err(StoreError::from),
+                None => tx_exec(conn, "COMMIT").map_err(StoreError::from),
             }
         }
         Err(e) => Err(e.into()),

@@ -2,7 +2,7 @@
 //! bytes live once in `state_versions`.
 
 use koor_shared::ContentHash;
-use koor_shared::types::{StateSummary, StateWrite, VersionInfo};
+use koor_shared::types::{RawJson, StateSummary, StateWrite, VersionInfo};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
@@ -214,17 +214,23 @@ fn write_version(
     let cache = tx.cache();
     let (k, current) = (
         key.to_owned(),
-        super::Current {
+        super::Current::new(
             version,
-            hash: hash.clone(),
-            content_type: content_type.to_owned(),
-            value: bytes::Bytes::copy_from_slice(value),
-        },
+            hash.clone(),
+            content_type.to_owned(),
+            bytes::Bytes::copy_from_slice(value),
+        ),
     );
     tx.after_commit(move || cache.put(&k, current));
     tx.emit(
         "koor.state.updated",
-        json!({"key": key, "version": version, "hash": hash.as_str(), "content_type": content_type, "size": size}),
+        RawJson::of(&Updated {
+            key,
+            version,
+            hash: hash.as_str(),
+            content_type,
+            size,
+        }),
         "koor",
     )?;
     Ok(StateWrite {
@@ -234,6 +240,16 @@ fn write_version(
         content_type: content_type.to_owned(),
         updated_at: now,
     })
+}
+
+/// The data of `koor.state.updated`.
+#[derive(serde::Serialize)]
+struct Updated<'a> {
+    key: &'a str,
+    version: i64,
+    hash: &'a str,
+    content_type: &'a str,
+    size: i64,
 }
 
 /// Writes version `target`'s value again as a new version. Returns the write and the target.
