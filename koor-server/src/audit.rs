@@ -166,11 +166,10 @@ pub fn observe(app: &App, seen: Seen, resp: &mut Response) {
     if let Some(AuditResource(r)) = resp.extensions_mut().remove::<AuditResource>() {
         resource = r;
     }
-    let query = strip_secrets(&seen.query);
-    let detail = if query.is_empty() {
+    let detail = if seen.query.is_empty() {
         "{}".to_owned()
     } else {
-        serde_json::json!({ "query": query }).to_string()
+        serde_json::json!({ "query": strip_secrets(&seen.query) }).to_string()
     };
     let outcome = match status {
         401 | 403 => "denied",
@@ -190,11 +189,48 @@ pub fn observe(app: &App, seen: Seen, resp: &mut Response) {
         detail,
         outcome: outcome.to_owned(),
         status,
-        method: seen.method.to_string(),
+        method: seen.method.as_str().to_owned(),
         path: path.to_owned(),
-        remote: seen.remote.map(|r| r.to_string()).unwrap_or_default(),
+        remote: seen.remote.map(addr_text).unwrap_or_default(),
         token_used: seen.bearer,
     });
+}
+
+/// `127.0.0.1:53211`, `[::1]:53211`: as `SocketAddr`'s `Display`, written without the formatter
+/// for the common IPv4 case (this runs for every mutating request).
+fn addr_text(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(v4) => {
+            let mut out = String::with_capacity(21);
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_decimal(&mut out, u32::from(octet));
+            }
+            out.push(':');
+            push_decimal(&mut out, u32::from(v4.port()));
+            out
+        }
+        SocketAddr::V6(_) => addr.to_string(),
+    }
+}
+
+fn push_decimal(out: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {
@@ -224,16 +260,14 @@ fn strip_secrets(query: &str) -> String {
 /// The action and resource of a mutating request, or `None` for requests not audited
 /// (heartbeats, validation runs: they change nothing an operator audits).
 pub fn classify(method: &Method, path: &str, query: &str) -> Option<(String, String)> {
-    let segs: Vec<String> = path
+    // Segments are decoded one by one (an escaped `/` stays inside its segment), borrowed when
+    // they hold no escape.
+    let decoded: Vec<std::borrow::Cow<'_, str>> = path
         .trim_matches('/')
         .split('/')
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy())
         .collect();
-    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let segs: Vec<&str> = decoded.iter().map(AsRef::as_ref).collect();
     let verb = match *method {
         Method::PUT => "put",
         Method::DELETE => "delete",

@@ -32,32 +32,75 @@ pub fn instance_for_token(conn: &Connection, token_hash: &str) -> Result<Option<
         .optional()?)
 }
 
+/// Rows one `INSERT` writes at most: entries go in as few statements as the powers of two
+/// up to this need (each row costs its b-tree work; each statement its own setup).
+const ROWS_PER_INSERT: usize = 32;
+const AUDIT_COLUMNS: usize = 11;
+
 /// Appends entries.
 pub fn append(conn: &Connection, entries: &[NewEntry]) -> Result<()> {
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO audit_log (timestamp, actor, action, resource, detail, outcome, status, method, \
-         path, remote, token_used) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?;
-    for e in entries {
-        let mut actor = e.actor.clone();
-        if actor.is_empty() {
-            actor = remote_host(&e.remote).to_owned();
+    let mut rest = entries;
+    while !rest.is_empty() {
+        let rows = ROWS_PER_INSERT.min(1 << rest.len().ilog2());
+        let (chunk, tail) = rest.split_at(rows);
+        let mut insert = conn.prepare_cached(insert_sql(rows))?;
+        for (i, e) in chunk.iter().enumerate() {
+            let actor = if e.actor.is_empty() {
+                remote_host(&e.remote)
+            } else {
+                e.actor.as_str()
+            };
+            let at = i * AUDIT_COLUMNS;
+            insert.raw_bind_parameter(at + 1, &e.timestamp)?;
+            insert.raw_bind_parameter(at + 2, actor)?;
+            insert.raw_bind_parameter(at + 3, &e.action)?;
+            insert.raw_bind_parameter(at + 4, &e.resource)?;
+            insert.raw_bind_parameter(at + 5, &e.detail)?;
+            insert.raw_bind_parameter(at + 6, &e.outcome)?;
+            insert.raw_bind_parameter(at + 7, e.status)?;
+            insert.raw_bind_parameter(at + 8, &e.method)?;
+            insert.raw_bind_parameter(at + 9, &e.path)?;
+            insert.raw_bind_parameter(at + 10, &e.remote)?;
+            insert.raw_bind_parameter(at + 11, e.token_used)?;
         }
-        insert.execute(params![
-            e.timestamp,
-            actor,
-            e.action,
-            e.resource,
-            e.detail,
-            e.outcome,
-            e.status,
-            e.method,
-            e.path,
-            e.remote,
-            e.token_used,
-        ])?;
+        insert.raw_execute()?;
+        rest = tail;
     }
     Ok(())
+}
+
+/// `INSERT INTO audit_log (...) VALUES (?1, ...), (...)` for `rows` rows (a power of two up to
+/// [`ROWS_PER_INSERT`]), built once.
+fn insert_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (0..=ROWS_PER_INSERT.ilog2())
+            .map(|p| build_insert_sql(1 << p))
+            .collect()
+    });
+    &all[rows.ilog2() as usize]
+}
+
+fn build_insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO audit_log (timestamp, actor, action, resource, detail, outcome, status, \
+         method, path, remote, token_used) VALUES ",
+    );
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for col in 0..AUDIT_COLUMNS {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('?');
+            sql.push_str(&(row * AUDIT_COLUMNS + col + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// `127.0.0.1` of `127.0.0.1:53211`, `::1` of `[::1]:53211`.

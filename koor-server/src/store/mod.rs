@@ -110,7 +110,7 @@ pub struct Tx<'a> {
     cache: &'a Arc<StateCache>,
     events: &'a mut Vec<Arc<BusEvent>>,
     hooks: &'a mut Vec<Hook>,
-    now: String,
+    now: &'a str,
 }
 
 /// Work to do on the writer thread once the batch has committed (e.g. update an in-memory cache
@@ -127,9 +127,9 @@ impl Tx<'_> {
         self.cache.clone()
     }
 
-    /// The job's timestamp: every row it writes shares it.
+    /// The batch's timestamp: every row its jobs write shares it (they commit together).
     pub fn now(&self) -> &str {
-        &self.now
+        self.now
     }
 
     /// The id the next [`Tx::emit`] of this job will get: ids come from one writer in commit
@@ -495,7 +495,7 @@ fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
         [],
         |_| Ok(()),
     )?;
-    conn.set_prepared_statement_cache_capacity(64);
+    conn.set_prepared_statement_cache_capacity(128);
     Ok(())
 }
 
@@ -594,6 +594,7 @@ fn commit_batch(
 ) {
     let mut events = Vec::new();
     let mut hooks = Vec::new();
+    let now = now_rfc3339();
     let outcome = match tx_exec(conn, "BEGIN IMMEDIATE") {
         Ok(()) => {
             let mut aborted = None;
@@ -603,7 +604,7 @@ fn commit_batch(
                     cache,
                     events: &mut events,
                     hooks: &mut hooks,
-                    now: now_rfc3339(),
+                    now: &now,
                 };
                 job.run(&mut tx);
                 if let Some(e) = job.poisoned() {
