@@ -20,7 +20,7 @@ use crate::logging::parse_level;
                   Config file keys: bind, dashboard_bind, data_dir, auth_token, log_level, log_dir,\n\
                   stale_after, event_retention, allowed_origins, require_instance_token,\n\
                   audit_retention, webhook_timeout, webhook_max_failures, allowed_hosts,\n\
-                  max_connections, request_timeout."
+                  max_connections, request_timeout, cache_size."
 )]
 pub struct Args {
     /// API listen address [env: KOOR_BIND] [default: localhost:9800]
@@ -74,6 +74,10 @@ pub struct Args {
     /// Consecutive failed deliveries after which a webhook is disabled [env: KOOR_WEBHOOK_MAX_FAILURES] [default: 10]
     #[arg(long, value_name = "N")]
     pub webhook_max_failures: Option<String>,
+    /// Memory for current state values kept ready to serve, e.g. 256MB, 1GB; reads of values
+    /// not held go to SQLite [env: KOOR_CACHE_SIZE] [default: 256MB]
+    #[arg(long, value_name = "BYTES")]
+    pub cache_size: Option<String>,
     /// Config file (JSON object) [default: ./settings.json when it exists]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -120,6 +124,8 @@ pub struct Config {
     /// tests shorten them).
     pub webhook_retry_base: Duration,
     pub webhook_retry_max: Duration,
+    /// Bytes of current state values (with their keys and bookkeeping) the state cache holds.
+    pub cache_size: usize,
 }
 
 impl Default for Config {
@@ -146,6 +152,7 @@ impl Default for Config {
             webhook_max_failures: 10,
             webhook_retry_base: Duration::from_secs(1),
             webhook_retry_max: Duration::from_secs(60),
+            cache_size: crate::store::cache::DEFAULT_BUDGET,
         }
     }
 }
@@ -342,6 +349,14 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         None => defaults.webhook_timeout,
     };
 
+    let cache_size = match layers.get(args.cache_size, "KOOR_CACHE_SIZE", "cache_size") {
+        Some(s) => parse_size(&s).map_err(|reason| ConfigError::Invalid {
+            name: "cache size",
+            value: s,
+            reason,
+        })?,
+        None => defaults.cache_size,
+    };
     let require_instance_token = match layers.get(
         args.require_instance_token,
         "KOOR_REQUIRE_INSTANCE_TOKEN",
@@ -383,6 +398,7 @@ pub fn resolve(args: Args, env: &dyn Fn(&str) -> Option<String>) -> Result<Confi
         webhook_max_failures: u32::try_from(webhook_max_failures).unwrap_or(u32::MAX),
         webhook_retry_base: defaults.webhook_retry_base,
         webhook_retry_max: defaults.webhook_retry_max,
+        cache_size,
     })
 }
 
@@ -426,6 +442,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `256MB`, `1GB`, `512KiB`, `1048576`: a bare number is bytes; `KB`/`KiB`, `MB`/`MiB` and
+/// `GB`/`GiB` are powers of 1024. `0` turns the cache off.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| "use a size such as 256MB, 1GB or a number of bytes".to_owned())?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown unit {other:?} (use B, KB, MB or GB)")),
+    };
+    let bytes = number * scale;
+    if !bytes.is_finite() || bytes > usize::MAX as f64 {
+        return Err("too large".into());
+    }
+    Ok(bytes as usize)
+}
+
 fn read_file(path: &Path, explicit: bool) -> Result<Map<String, Value>, ConfigError> {
     let err = |reason: String| ConfigError::File {
         path: path.to_owned(),
@@ -451,6 +492,18 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576"), Ok(1_048_576));
+        assert_eq!(parse_size("256MB"), Ok(256 << 20));
+        assert_eq!(parse_size(" 1 GiB "), Ok(1 << 30));
+        assert_eq!(parse_size("1.5kb"), Ok(1536));
+        assert_eq!(parse_size("0"), Ok(0));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("-1MB").is_err());
     }
 
     #[test]

@@ -100,7 +100,12 @@ impl App {
 /// Locks the data directory and opens the database.
 pub fn open(config: Config, logs: Arc<LogRing>) -> Result<App, OpenError> {
     let bus = Bus::new(config.subscriber_buffer);
-    let store = Store::open_capped(&config.data_dir, bus.clone(), config.max_db_pages)?;
+    let store = Store::open_with(
+        &config.data_dir,
+        bus.clone(),
+        config.cache_size,
+        config.max_db_pages,
+    )?;
     let instances =
         Registry::load(&store, config.stale_after).map_err(|e| OpenError::Database {
             path: store.path().to_owned(),

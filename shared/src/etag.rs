@@ -27,6 +27,36 @@ impl ContentHash {
         Self(hex)
     }
 
+    /// The 32 bytes the hex stands for (`None` when it is not 64 hex digits).
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        let hex = self.0.as_bytes();
+        if hex.len() != 64 {
+            return None;
+        }
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        };
+        let mut out = [0u8; 32];
+        for (i, pair) in hex.chunks_exact(2).enumerate() {
+            out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Some(out)
+    }
+
+    /// The ETag of a 32-byte digest, `"<64 hex digits>"`, without allocating.
+    pub fn etag_of_digest(digest: &[u8; 32]) -> [u8; 66] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'"'; 66];
+        for (i, byte) in digest.iter().enumerate() {
+            out[1 + 2 * i] = HEX[usize::from(byte >> 4)];
+            out[2 + 2 * i] = HEX[usize::from(byte & 0xf)];
+        }
+        out
+    }
+
     /// Wraps a hash read back from storage (already lowercase hex).
     pub fn from_hex(hex: impl Into<String>) -> Self {
         Self(hex.into())
@@ -46,7 +76,7 @@ impl ContentHash {
     /// Accepts `*`, a list of entity tags, weak tags (`W/"..."`) and, for clients that forget the
     /// quotes, a bare hash.
     pub fn matches_if_none_match(&self, header: &str) -> bool {
-        header_tags(header).any(|tag| tag == "*" || tag == self.0)
+        hash_matches(&self.0, header)
     }
 
     /// Whether an `If-Match` header value matches this hash (so a conditional write may go on).
@@ -59,6 +89,12 @@ impl fmt::Display for ContentHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// Whether an `If-None-Match` (or `If-Match`) header value names the value whose hex hash is
+/// `hash` (`*` names any).
+pub fn hash_matches(hash: &str, header: &str) -> bool {
+    header_tags(header).any(|tag| tag == "*" || tag == hash)
 }
 
 /// Whether an `If-None-Match` header is the create-only wildcard `*`.
@@ -91,6 +127,16 @@ mod tests {
             "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         );
         assert_eq!(h.etag(), format!("\"{}\"", h.as_str()));
+    }
+
+    #[test]
+    fn digest_round_trips_to_the_etag() {
+        let h = ContentHash::of(b"hello");
+        let digest = h.digest().expect("64 hex digits");
+        let etag = ContentHash::etag_of_digest(&digest);
+        assert_eq!(std::str::from_utf8(&etag).expect("ascii"), h.etag());
+        assert_eq!(ContentHash::from_hex("abc").digest(), None);
+        assert_eq!(ContentHash::from_hex("z".repeat(64)).digest(), None);
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub fn guard(app: App) -> BoxedFilter<()> {
 
 fn host_allowed(app: &App, authority: &Authority) -> bool {
     let host = authority.host();
-    if is_loopback_host(host) || is_ip_literal(host) {
+    if host == "127.0.0.1" || host == "localhost" || is_loopback_host(host) || is_ip_literal(host) {
         return true;
     }
     let config = &app.config;

@@ -373,13 +373,17 @@ pub fn raw_value(
     resp
 }
 
+/// `X-Koor-Version` as a header name known at compile time (inserting by `&str` parses it).
+const VERSION: warp::http::HeaderName =
+    warp::http::HeaderName::from_static(koor_shared::VERSION_HEADER);
+
 /// A cached current value, with the headers it carries ready-made.
 pub fn current_value(current: &crate::store::Current) -> Response {
     let mut resp = warp::http::Response::new(current.value.clone().into());
     let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_TYPE, current.content_type_header.clone());
-    headers.insert(header::ETAG, current.etag_header.clone());
-    headers.insert(koor_shared::VERSION_HEADER, current.version_header.clone());
+    headers.insert(header::CONTENT_TYPE, current.content_type.clone());
+    headers.insert(header::ETAG, current.etag.clone());
+    headers.insert(VERSION, HeaderValue::from(current.version));
     resp
 }
 
@@ -387,8 +391,8 @@ pub fn current_value(current: &crate::store::Current) -> Response {
 pub fn current_not_modified(current: &crate::store::Current) -> Response {
     let mut resp = StatusCode::NOT_MODIFIED.into_response();
     let headers = resp.headers_mut();
-    headers.insert(header::ETAG, current.etag_header.clone());
-    headers.insert(koor_shared::VERSION_HEADER, current.version_header.clone());
+    headers.insert(header::ETAG, current.etag.clone());
+    headers.insert(VERSION, HeaderValue::from(current.version));
     resp
 }
 
@@ -397,7 +401,7 @@ pub fn set_version_headers(headers: &mut HeaderMap, hash: &ContentHash, version:
     if let Ok(v) = HeaderValue::from_str(&hash.etag()) {
         headers.insert(header::ETAG, v);
     }
-    headers.insert(koor_shared::VERSION_HEADER, HeaderValue::from(version));
+    headers.insert(VERSION, HeaderValue::from(version));
 }
 
 /// A 304 for a value the client already has.

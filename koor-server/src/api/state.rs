@@ -151,7 +151,7 @@ async fn get(
     }
     if version.is_none() {
         let current = app.store.current_state(&key).await?;
-        if if_none_match.is_some_and(|tag| current.hash.matches_if_none_match(&tag)) {
+        if if_none_match.is_some_and(|tag| current.matches_if_none_match(&tag)) {
             return Ok(current_not_modified(&current));
         }
         return Ok(current_value(&current));

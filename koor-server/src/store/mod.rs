@@ -260,14 +260,16 @@ impl Store {
     /// Locks `data_dir`, opens (or creates) `data.db` in it, migrates the schema and starts the
     /// writer thread.
     pub fn open(data_dir: &Path, bus: Bus) -> Result<Store, OpenError> {
-        Self::open_capped(data_dir, bus, None)
+        Self::open_with(data_dir, bus, cache::DEFAULT_BUDGET, None)
     }
 
-    /// Like [`Store::open`], with the database capped at `max_pages` pages (SQLite's
-    /// `max_page_count`): a test knob that makes "the disk" fill up without a small filesystem.
-    pub fn open_capped(
+    /// Like [`Store::open`], with a state cache of `cache_budget` bytes and, optionally, the
+    /// database capped at `max_pages` pages (SQLite's `max_page_count`): a test knob that makes
+    /// "the disk" fill up without a small filesystem.
+    pub fn open_with(
         data_dir: &Path,
         bus: Bus,
+        cache_budget: usize,
         max_pages: Option<u64>,
     ) -> Result<Store, OpenError> {
         let path = data_dir.join("data.db");
@@ -301,7 +303,7 @@ impl Store {
 
         let (tx, rx) = mpsc::channel();
         let writer_bus = bus.clone();
-        let cache = Arc::new(StateCache::new(cache::DEFAULT_BUDGET));
+        let cache = Arc::new(StateCache::new(cache_budget));
         let writer_cache = cache.clone();
         let stats = Arc::new(WriterStats::default());
         let writer_stats = stats.clone();
@@ -355,8 +357,8 @@ impl Store {
         let stored = self.read(move |c| state::get(c, &k, None)).await?;
         let current = Current::new(
             stored.version,
-            stored.hash,
-            stored.content_type,
+            &stored.hash,
+            &stored.content_type,
             stored.value.into(),
         );
         Ok(cache.fill(key, current, generation))
@@ -410,7 +412,7 @@ impl Store {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Changes the test cap on the database's size (see [`Store::open_capped`]); raising it is
+    /// Changes the test cap on the database's size (see [`Store::open_with`]); raising it is
     /// how tests "free space".
     pub async fn set_page_cap(&self, pages: u64) -> Result<()> {
         self.write(move |tx| Ok(set_page_cap(tx.conn(), pages)?))

@@ -102,11 +102,12 @@ fn current(conn: &Connection, key: &str) -> Result<Option<(i64, ContentHash)>> {
 /// The current value, or version `version` of it.
 pub fn get(conn: &Connection, key: &str, version: Option<i64>) -> Result<Stored> {
     let row = match version {
+        // The newest version is the current one (a delete removes every version): one descent
+        // of the (key, version) index instead of a lookup in both tables.
         None => conn
             .prepare_cached(
-                "SELECT v.version, v.hash, v.content_type, v.value FROM state s
-                 JOIN state_versions v ON v.key = s.key AND v.version = s.version
-                 WHERE s.key = ?1",
+                "SELECT version, hash, content_type, value FROM state_versions
+                 WHERE key = ?1 ORDER BY version DESC LIMIT 1",
             )?
             .query_row([key], stored_row)
             .optional()?,
@@ -216,8 +217,8 @@ fn write_version(
         key.to_owned(),
         super::Current::new(
             version,
-            hash.clone(),
-            content_type.to_owned(),
+            hash,
+            content_type,
             bytes::Bytes::copy_from_slice(value),
         ),
     );
