@@ -2,7 +2,7 @@
 //! under the data dir, and a bounded in-memory ring that `/api/logs` serves.
 //!
 //! ```text
-//! time=2026-02-09T14:00:00.000Z level=INFO msg="state updated" key=api-contract version=2
+//! time=2026-02-09T14:00:00.000Z level=INFO msg="instance registered" id=3c81f5d7 name=claude-web
 //! ```
 
 use std::collections::VecDeque;

@@ -132,12 +132,13 @@ async fn publish(app: App, body: Bytes) -> Result<Response, ApiError> {
     })?;
     let source = req.source;
     let data = req.data;
-    let event = app
+    let published = app
         .store
         .write_no_savepoint(move |tx| tx.emit(&topic, data, &source))
         .await?;
+    let event = &published.event;
     tracing::debug!(topic = %event.topic, id = event.id, "event published");
-    let mut resp = ok(&event);
+    let mut resp = ok(event);
     resp.extensions_mut()
         .insert(crate::audit::AuditResource(event.topic.clone()));
     Ok(resp)

@@ -229,7 +229,10 @@ impl Holds {
         };
         rows::insert(tx.conn(), &hold)?;
         let event = tx.emit(topic, data(&hold), "koor")?;
-        debug_assert_eq!(event.id, hold.fence, "a grant's fence is its event's id");
+        debug_assert_eq!(
+            event.event.id, hold.fence,
+            "a grant's fence is its event's id"
+        );
         self.indexed(tx, &hold);
         Ok(hold)
     }

@@ -32,7 +32,7 @@ use std::thread;
 use std::time::Duration;
 
 use koor_shared::time::now_rfc3339;
-use koor_shared::types::{Event, RawJson};
+use koor_shared::types::RawJson;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -110,6 +110,9 @@ pub struct Tx<'a> {
     cache: &'a Arc<StateCache>,
     events: &'a mut Vec<Arc<BusEvent>>,
     hooks: &'a mut Vec<Hook>,
+    /// State keys this batch has written so far, newest last, with what they hold now (`None`:
+    /// deleted): the cache only learns of them after the commit.
+    written: &'a mut Vec<(String, Option<(i64, koor_shared::ContentHash)>)>,
     now: &'a str,
 }
 
@@ -139,10 +142,35 @@ impl Tx<'_> {
     }
 
     /// Stores an event in history; it is published on the bus once the batch commits.
-    pub fn emit(&mut self, topic: &str, data: impl Into<RawJson>, source: &str) -> Result<Event> {
-        let event = events::insert(self.conn, topic, data.into(), source, &self.now)?;
-        self.events.push(Arc::new(BusEvent::new(event.clone())));
+    pub fn emit(
+        &mut self,
+        topic: &str,
+        data: impl Into<RawJson>,
+        source: &str,
+    ) -> Result<Arc<BusEvent>> {
+        let event = events::insert(self.conn, topic, data.into(), source, self.now)?;
+        let event = Arc::new(BusEvent::new(event));
+        self.events.push(event.clone());
         Ok(event)
+    }
+
+    /// What a state key holds as far as this batch knows: a write earlier in the batch, else the
+    /// cache (which every earlier commit has updated), else `None` (ask SQLite).
+    pub fn known_state(&self, key: &str) -> Option<Option<(i64, koor_shared::ContentHash)>> {
+        if let Some((_, now)) = self.written.iter().rev().find(|(k, _)| k == key) {
+            return Some(now.clone());
+        }
+        self.cache.get(key).map(|c| {
+            Some((
+                c.version,
+                koor_shared::ContentHash::from_hex(c.hash().to_owned()),
+            ))
+        })
+    }
+
+    /// Notes a state write of this batch (see [`Tx::known_state`]).
+    pub fn wrote_state(&mut self, key: &str, now: Option<(i64, koor_shared::ContentHash)>) {
+        self.written.push((key.to_owned(), now));
     }
 
     /// Runs `hook` after the batch commits, in commit order, before its events are published.
@@ -178,13 +206,14 @@ where
 {
     fn run(&mut self, tx: &mut Tx<'_>) {
         let Some(work) = self.work.take() else { return };
-        let (mark, hook_mark) = (tx.events.len(), tx.hooks.len());
+        let (mark, hook_mark, written_mark) = (tx.events.len(), tx.hooks.len(), tx.written.len());
         if !self.savepoint {
             let changes = tx.conn.total_changes();
             let result = work(tx);
             if result.is_err() {
                 tx.events.truncate(mark);
                 tx.hooks.truncate(hook_mark);
+                tx.written.truncate(written_mark);
                 self.poisoned = tx.conn.total_changes() != changes;
             }
             self.result = Some(result);
@@ -199,6 +228,7 @@ where
             Err(_) => {
                 tx.events.truncate(mark);
                 tx.hooks.truncate(hook_mark);
+                tx.written.truncate(written_mark);
                 tx_exec(tx.conn, "ROLLBACK TO job").and_then(|()| tx_exec(tx.conn, "RELEASE job"))
             }
         };
@@ -596,6 +626,7 @@ fn commit_batch(
 ) {
     let mut events = Vec::new();
     let mut hooks = Vec::new();
+    let mut written = Vec::new();
     let now = now_rfc3339();
     let outcome = match tx_exec(conn, "BEGIN IMMEDIATE") {
         Ok(()) => {
@@ -606,6 +637,7 @@ fn commit_batch(
                     cache,
                     events: &mut events,
                     hooks: &mut hooks,
+                    written: &mut written,
                     now: &now,
                 };
                 job.run(&mut tx);
@@ -675,5 +707,222 @@ fn warn_full() {
         tracing::error!(
             "the disk holding the database is full: writes answer 507 until space is freed; reads keep working"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch built by hand, so that several jobs are sure to share one transaction.
+    struct Batch {
+        conn: Connection,
+        bus: Bus,
+        cache: Arc<StateCache>,
+        _dir: tempfile::TempDir,
+    }
+
+    type Answer = oneshot::Receiver<Result<i64>>;
+
+    impl Batch {
+        fn new() -> Batch {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut conn = Connection::open(dir.path().join("data.db")).expect("open");
+            configure_writer(&conn).expect("configure");
+            schema::migrate(&mut conn).expect("migrate");
+            conn.execute_batch("CREATE TABLE t (x INTEGER NOT NULL)")
+                .expect("table");
+            Batch {
+                conn,
+                bus: Bus::default(),
+                cache: Arc::new(StateCache::new(cache::DEFAULT_BUDGET)),
+                _dir: dir,
+            }
+        }
+
+        /// A job that inserts `x` (and emits an event) and then fails when `fail_after`, or
+        /// fails at once when `fail_before`.
+        fn job(
+            savepoint: bool,
+            x: i64,
+            fail_before: bool,
+            fail_after: bool,
+        ) -> (Box<dyn WriteJob>, Answer) {
+            let (reply, answer) = oneshot::channel();
+            let work = move |tx: &mut Tx<'_>| -> Result<i64> {
+                if fail_before {
+                    return Err(StoreError::Invalid("refused before writing".into()));
+                }
+                tx.conn().execute("INSERT INTO t (x) VALUES (?1)", [x])?;
+                tx.emit("test.inserted", serde_json::json!({"x": x}), "test")?;
+                if fail_after {
+                    return Err(StoreError::Invalid("refused after writing".into()));
+                }
+                Ok(x)
+            };
+            let job = TypedJob {
+                work: Some(work),
+                result: None,
+                reply,
+                savepoint,
+                poisoned: false,
+            };
+            (Box::new(job), answer)
+        }
+
+        fn run(&self, jobs: Vec<(Box<dyn WriteJob>, Answer)>) -> Vec<Result<i64>> {
+            let (jobs, answers): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+            commit_batch(&self.conn, jobs, &self.bus, &self.cache);
+            answers
+                .into_iter()
+                .map(|mut a| a.try_recv().expect("answered"))
+                .collect()
+        }
+
+        fn rows(&self) -> Vec<i64> {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT x FROM t ORDER BY x")
+                .expect("select");
+            stmt.query_map([], |r| r.get(0))
+                .expect("rows")
+                .collect::<rusqlite::Result<_>>()
+                .expect("collect")
+        }
+    }
+
+    #[test]
+    fn a_job_without_savepoint_that_fails_before_writing_leaves_its_batch_alone() {
+        let b = Batch::new();
+        let mut events = b.bus.subscribe();
+        let got = b.run(vec![
+            Batch::job(false, 1, false, false),
+            Batch::job(false, 2, true, false),
+            Batch::job(false, 3, false, false),
+        ]);
+        assert!(matches!(got[0], Ok(1)), "{got:?}");
+        assert!(matches!(got[1], Err(StoreError::Invalid(_))), "{got:?}");
+        assert!(matches!(got[2], Ok(3)), "{got:?}");
+        assert_eq!(b.rows(), [1, 3]);
+        let published: Vec<_> = std::iter::from_fn(|| events.try_recv().ok())
+            .map(|e| e.event.data["x"].as_i64())
+            .collect();
+        assert_eq!(published, [Some(1), Some(3)]);
+    }
+
+    #[test]
+    fn a_job_without_savepoint_that_fails_after_writing_rolls_its_batch_back() {
+        let b = Batch::new();
+        let mut events = b.bus.subscribe();
+        let got = b.run(vec![
+            Batch::job(true, 1, false, false),
+            Batch::job(false, 2, false, true),
+            Batch::job(false, 3, false, false),
+        ]);
+        for answer in &got {
+            assert!(
+                matches!(answer, Err(StoreError::Sqlite(m)) if m.contains("rolled back")),
+                "{got:?}"
+            );
+        }
+        assert!(b.rows().is_empty(), "nothing of the batch is committed");
+        assert!(events.try_recv().is_err(), "and nothing is published");
+        // The connection is usable again at once.
+        let got = b.run(vec![Batch::job(false, 4, false, false)]);
+        assert!(matches!(got[0], Ok(4)), "{got:?}");
+        assert_eq!(b.rows(), [4]);
+    }
+
+    fn state_job<T: Send + 'static>(
+        work: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    ) -> (Box<dyn WriteJob>, oneshot::Receiver<Result<T>>) {
+        let (reply, answer) = oneshot::channel();
+        let job = TypedJob {
+            work: Some(work),
+            result: None,
+            reply,
+            savepoint: false,
+            poisoned: false,
+        };
+        (Box::new(job), answer)
+    }
+
+    #[test]
+    fn writes_of_one_key_in_one_batch_see_each_other() {
+        let b = Batch::new();
+        let hash = koor_shared::ContentHash::of(b"{}");
+        let put = |key: &'static str| {
+            let hash = hash.clone();
+            state_job(move |tx| {
+                state::put(
+                    tx,
+                    key,
+                    b"{}",
+                    "application/json",
+                    &hash,
+                    &Default::default(),
+                )
+                .map(|w| w.version)
+            })
+        };
+        let (a, mut ra) = put("k");
+        let (c, mut rc) = put("k");
+        let (d, mut rd) = state_job(|tx| state::delete(tx, "k", &Default::default()));
+        let (e, mut re) = put("k");
+        let (f, mut rf) = state_job(|tx| {
+            let cond = state::Condition {
+                if_version: Some(1),
+                ..Default::default()
+            };
+            state::put(
+                tx,
+                "k",
+                b"{}",
+                "application/json",
+                &koor_shared::ContentHash::of(b"{}"),
+                &cond,
+            )
+            .map(|w| w.version)
+        });
+        commit_batch(&b.conn, vec![a, c, d, e, f], &b.bus, &b.cache);
+        assert!(matches!(ra.try_recv(), Ok(Ok(1))));
+        assert!(
+            matches!(rc.try_recv(), Ok(Ok(2))),
+            "the second write sees the first"
+        );
+        assert!(matches!(rd.try_recv(), Ok(Ok(()))));
+        assert!(
+            matches!(re.try_recv(), Ok(Ok(1))),
+            "a key written after its delete starts over"
+        );
+        assert!(
+            matches!(rf.try_recv(), Ok(Ok(2))),
+            "a condition sees the batch too"
+        );
+        // The next batch finds the committed version through the cache, as SQLite has it.
+        let (g, mut rg) = put("k");
+        commit_batch(&b.conn, vec![g], &b.bus, &b.cache);
+        assert!(matches!(rg.try_recv(), Ok(Ok(3))));
+        let stored: i64 = b
+            .conn
+            .query_row("SELECT version FROM state WHERE key = 'k'", [], |r| {
+                r.get(0)
+            })
+            .expect("row");
+        assert_eq!(stored, 3);
+    }
+
+    #[test]
+    fn a_job_with_savepoint_that_fails_after_writing_is_undone_alone() {
+        let b = Batch::new();
+        let got = b.run(vec![
+            Batch::job(false, 1, false, false),
+            Batch::job(true, 2, false, true),
+            Batch::job(true, 3, false, false),
+        ]);
+        assert!(matches!(got[0], Ok(1)), "{got:?}");
+        assert!(matches!(got[1], Err(StoreError::Invalid(_))), "{got:?}");
+        assert!(matches!(got[2], Ok(3)), "{got:?}");
+        assert_eq!(b.rows(), [1, 3]);
     }
 }

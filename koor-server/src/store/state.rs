@@ -158,7 +158,17 @@ pub fn history(conn: &Connection, key: &str, limit: i64) -> Result<Vec<VersionIn
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Writes a new version of `key`.
+/// The current (version, hash) of a key, for a write: from what the batch and the cache know,
+/// else from SQLite.
+fn current_for_write(tx: &Tx<'_>, key: &str) -> Result<Option<(i64, ContentHash)>> {
+    match tx.known_state(key) {
+        Some(known) => Ok(known),
+        None => current(tx.conn(), key),
+    }
+}
+
+/// Writes a new version of `key`. Checks everything before it changes a row, so it may run
+/// without a savepoint ([`super::Store::write_no_savepoint`]).
 pub fn put(
     tx: &mut Tx<'_>,
     key: &str,
@@ -167,7 +177,7 @@ pub fn put(
     hash: &ContentHash,
     cond: &Condition,
 ) -> Result<StateWrite> {
-    let cur = current(tx.conn(), key)?;
+    let cur = current_for_write(tx, key)?;
     cond.check(&format!("key {key}"), cur.as_ref().map(|(v, h)| (*v, h)))?;
     let version = cur.map_or(1, |(v, _)| v + 1);
     write_version(tx, key, version, value, content_type, hash)
@@ -223,6 +233,7 @@ fn write_version(
         ),
     );
     tx.after_commit(move || cache.put(&k, current));
+    tx.wrote_state(key, Some((version, hash.clone())));
     tx.emit(
         "koor.state.updated",
         RawJson::of(&Updated {
@@ -254,15 +265,16 @@ struct Updated<'a> {
 }
 
 /// Writes version `target`'s value again as a new version. Returns the write and the target.
+/// Checks before it changes a row, like [`put`].
 pub fn rollback(tx: &mut Tx<'_>, key: &str, target: i64) -> Result<StateWrite> {
-    let cur = current(tx.conn(), key)?.ok_or_else(|| not_found(key))?;
+    let cur = current_for_write(tx, key)?.ok_or_else(|| not_found(key))?;
     let old = get(tx.conn(), key, Some(target))?;
     write_version(tx, key, cur.0 + 1, &old.value, &old.content_type, &old.hash)
 }
 
-/// Deletes a key and all its versions.
+/// Deletes a key and all its versions. Checks before it changes a row, like [`put`].
 pub fn delete(tx: &mut Tx<'_>, key: &str, cond: &Condition) -> Result<()> {
-    let cur = current(tx.conn(), key)?;
+    let cur = current_for_write(tx, key)?;
     let Some((version, hash)) = cur else {
         return Err(not_found(key));
     };
@@ -276,6 +288,7 @@ pub fn delete(tx: &mut Tx<'_>, key: &str, cond: &Condition) -> Result<()> {
     let cache = tx.cache();
     let k = key.to_owned();
     tx.after_commit(move || cache.remove(&k));
+    tx.wrote_state(key, None);
     tx.emit(
         "koor.state.deleted",
         json!({"key": key, "version": version}),
