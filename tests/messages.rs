@@ -496,3 +496,58 @@ async fn inbox_calls_check_the_instance_token() {
         .expect("send");
     assert_eq!(ids(&json(own, 200).await), vec![id]);
 }
+
+#[tokio::test]
+async fn unread_counts_stay_exact_through_reads_acks_repeats_and_a_restart() {
+    let s = Server::start().await;
+    let (a, _) = register(&s, "lead").await;
+    let (b, _) = register(&s, "worker").await;
+    let mut sent = Vec::new();
+    for n in 0..5 {
+        let m = send(
+            &s,
+            json!({"from": a, "to": [b], "subject": format!("m{n}"), "ack_required": true}),
+        )
+        .await;
+        sent.push(m["id"].as_i64().expect("id"));
+    }
+    assert_eq!(inbox(&s, &b, "").await["unread"], 5);
+    // A read, the same read again, an ack of a read one and an ack of an unread one.
+    for (id, what) in [
+        (sent[0], "read"),
+        (sent[0], "read"),
+        (sent[0], "ack"),
+        (sent[1], "ack"),
+    ] {
+        json(
+            s.post_json(&format!("/api/instances/{b}/inbox/{id}/{what}"), json!({}))
+                .await,
+            200,
+        )
+        .await;
+    }
+    let listed = inbox(&s, &b, "?last=2").await;
+    assert_eq!(listed["unread"], 3, "{listed}");
+    assert_eq!(ids(&inbox(&s, &b, "?unread=1").await), sent[2..].to_vec());
+    let counts = json(s.get("/api/messages/unread").await, 200).await;
+    assert_eq!(counts["unread"][&b], 3, "{counts}");
+    assert!(counts["unread"].get(&a).is_none(), "{counts}");
+
+    let dir = s.stop().await;
+    let s = Server::start_in(dir, |_| {}).await;
+    assert_eq!(
+        inbox(&s, &b, "").await["unread"],
+        3,
+        "kept across a restart"
+    );
+    json(
+        s.post_json(
+            &format!("/api/instances/{b}/inbox/{}/read", sent[4]),
+            json!({}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(inbox(&s, &b, "").await["unread"], 2);
+}

@@ -450,7 +450,7 @@ async fn http() {
 /// (a lock acquired is released, a task claimed is completed), by any of the 32 connections.
 async fn coord() {
     const AGENTS: usize = 32;
-    const TASKS: usize = 400_000;
+    const TASKS: usize = 100_000;
     println!("== coordination routes: wrk -t2 -c32 -d5s, {AGENTS} registered agents ==");
     if !have("wrk", "--version") {
         println!("   wrk is not installed: apt-get install -y wrk\n");
@@ -472,9 +472,10 @@ async fn coord() {
         agents.push(r["id"].as_str().expect("id").to_owned());
     }
     // More tasks than 5 s of claims can take, so the board never runs dry.
-    for batch in 0..TASKS / 10_000 {
-        let plan: Vec<serde_json::Value> = (0..10_000)
-            .map(|i| serde_json::json!({"title": format!("task {}", batch * 10_000 + i), "priority": i % 7}))
+    // At most 1,000 tasks per call.
+    for batch in 0..TASKS / 1000 {
+        let plan: Vec<serde_json::Value> = (0..1000)
+            .map(|i| serde_json::json!({"title": format!("task {}", batch * 1000 + i), "priority": i % 7}))
             .collect();
         let resp = client
             .post(format!("{}/api/tasks/bench", server.base))

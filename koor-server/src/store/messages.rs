@@ -196,17 +196,16 @@ pub fn inbox(conn: &Connection, instance: &str, f: &InboxFilter) -> Result<Vec<I
 /// How many messages of `instance`'s inbox are unread.
 pub fn unread_count(conn: &Connection, instance: &str) -> Result<i64> {
     Ok(conn
-        .prepare_cached(
-            "SELECT COUNT(*) FROM message_recipients WHERE instance_id = ?1 AND read_at IS NULL",
-        )?
-        .query_row([instance], |r| r.get(0))?)
+        .prepare_cached("SELECT unread FROM inbox_unread WHERE instance_id = ?1")?
+        .query_row([instance], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
 }
 
 /// Unread counts of every inbox that has unread messages: (instance id, count).
 pub fn unread_counts(conn: &Connection) -> Result<Vec<(String, i64)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT instance_id, COUNT(*) FROM message_recipients WHERE read_at IS NULL
-         GROUP BY instance_id ORDER BY instance_id",
+        "SELECT instance_id, unread FROM inbox_unread WHERE unread > 0 ORDER BY instance_id",
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

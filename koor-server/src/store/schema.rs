@@ -178,6 +178,36 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX task_deps_dep ON task_deps (project, dep);
     "#,
+    // 6: each inbox's unread count kept in a row of its own, by triggers, so reading it costs
+    // the same at 20 messages as at 20,000; and unread receipts indexed on their own, so
+    // `unread=1` reads only those.
+    r#"
+    CREATE TABLE inbox_unread (
+        instance_id TEXT PRIMARY KEY,
+        unread      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO inbox_unread (instance_id, unread)
+        SELECT instance_id, COUNT(*) FROM message_recipients WHERE read_at IS NULL
+        GROUP BY instance_id;
+    CREATE TRIGGER inbox_unread_insert AFTER INSERT ON message_recipients
+        WHEN NEW.read_at IS NULL
+    BEGIN
+        INSERT INTO inbox_unread (instance_id, unread) VALUES (NEW.instance_id, 1)
+            ON CONFLICT (instance_id) DO UPDATE SET unread = unread + 1;
+    END;
+    CREATE TRIGGER inbox_unread_read AFTER UPDATE OF read_at ON message_recipients
+        WHEN OLD.read_at IS NULL AND NEW.read_at IS NOT NULL
+    BEGIN
+        UPDATE inbox_unread SET unread = unread - 1 WHERE instance_id = OLD.instance_id;
+    END;
+    CREATE TRIGGER inbox_unread_delete AFTER DELETE ON message_recipients
+        WHEN OLD.read_at IS NULL
+    BEGIN
+        UPDATE inbox_unread SET unread = unread - 1 WHERE instance_id = OLD.instance_id;
+    END;
+    CREATE INDEX message_unread ON message_recipients (instance_id, message_id)
+        WHERE read_at IS NULL;
+    "#,
 ];
 
 /// The schema version this server writes (a restored backup must not be newer).
