@@ -495,6 +495,9 @@ async fn coord() {
         r#"agents = {{ {lua_agents} }}
 n = 0
 pending = {{}}
+-- Each wrk thread has its own Lua state: `tid` keeps their lock names apart.
+threads = 0
+setup = function(thread) thread:set("tid", threads) threads = threads + 1 end
 function agent() n = n + 1 return agents[(n % #agents) + 1] end
 wrk.headers["Content-Type"] = "application/json"
 "#
@@ -508,8 +511,7 @@ request = function()
     return wrk.format("DELETE", "/api/locks/bench/" .. p.name .. "?instance_id=" .. p.agent, nil, "")
   end
   local a = agent()
-  local name = tostring(n) .. "-" .. tostring(math.random(1e9))
-  last = {{ name = name, agent = a }}
+  local name = tostring(tid) .. "-" .. tostring(n)
   return wrk.format("POST", "/api/locks/bench/" .. name, nil, '{{"instance_id":"' .. a .. '","ttl":"1m"}}')
 end
 response = function(status, headers, body)

@@ -156,28 +156,29 @@ pub fn inbox(conn: &Connection, instance: &str, f: &InboxFilter) -> Result<Vec<I
         Some(n) => ("DESC", n),
         None => ("ASC", f.limit),
     };
-    let sql = format!(
+    // Only the filters asked for are in the SQL (one cached statement per combination): a
+    // `(?N = 0 OR ...)` form makes SQLite plan the statement again whenever a bound value
+    // changes, which is every call.
+    let mut sql = format!(
         "SELECT {COLUMNS}, r.read_at, r.acked_at FROM message_recipients r
          JOIN messages m ON m.id = r.message_id
-         WHERE r.instance_id = ?1 AND r.message_id > ?2
-           AND (?3 = 0 OR r.read_at IS NULL)
-           AND (?4 = 0 OR (m.ack_required AND r.acked_at IS NULL))
-           AND (?5 IS NULL OR m.thread_id = ?5)
-         ORDER BY r.message_id {order} LIMIT ?6"
+         WHERE r.instance_id = ?1 AND r.message_id > ?2"
     );
+    if f.unread {
+        sql.push_str(" AND r.read_at IS NULL");
+    }
+    if f.unacked {
+        sql.push_str(" AND m.ack_required AND r.acked_at IS NULL");
+    }
+    if f.thread_id.is_some() {
+        sql.push_str(" AND m.thread_id = ?3");
+    }
+    sql.push_str(&format!(" ORDER BY r.message_id {order} LIMIT ?4"));
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt
-        .query_map(
-            params![
-                instance,
-                f.since,
-                f.unread,
-                f.unacked,
-                f.thread_id,
-                limit as i64
-            ],
-            |r| Ok((from_row(r)?, r.get(8)?, r.get(9)?)),
-        )?
+        .query_map(params![instance, f.since, f.thread_id, limit as i64], |r| {
+            Ok((from_row(r)?, r.get(8)?, r.get(9)?))
+        })?
         .collect::<rusqlite::Result<Vec<(Message, Option<String>, Option<String>)>>>()?;
     if f.last.is_some() {
         rows.reverse();

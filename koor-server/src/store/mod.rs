@@ -512,8 +512,23 @@ fn set_page_cap(conn: &Connection, pages: u64) -> rusqlite::Result<()> {
 /// space a failed write took on a full disk) for ever.
 const WAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
 
-fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
+/// Settings every connection of ours shares.
+///
+/// The query planner stability guarantee keeps a cached statement's plan whatever values are
+/// bound: without it SQLite marks every `column = ?` parameter as one a new value could re-plan,
+/// and since the statement cache clears the bindings of every statement it takes back, each
+/// cached statement was parsed and planned again on every use.
+fn configure_common(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
+fn configure_writer(conn: &Connection) -> rusqlite::Result<()> {
+    configure_common(conn)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // NORMAL in WAL mode: a commit survives the process being killed (the WAL is in the OS cache);
     // only a power loss may drop the last commits.
@@ -553,7 +568,7 @@ fn open_reader(path: &Path) -> Result<Connection> {
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    configure_common(&conn)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -910,6 +925,37 @@ mod tests {
             })
             .expect("row");
         assert_eq!(stored, 3);
+    }
+
+    #[test]
+    fn cached_statements_are_not_planned_again_on_each_use() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("data.db");
+        let mut writer = Connection::open(&path).expect("open");
+        configure_writer(&writer).expect("configure");
+        schema::migrate(&mut writer).expect("migrate");
+        for m in 1..=3i64 {
+            writer
+                .execute(
+                    "INSERT INTO message_recipients (message_id, pos, instance_id, instance_name)
+                     VALUES (?1, 0, 'b', 'b')",
+                    [m],
+                )
+                .expect("insert");
+        }
+        let reader = open_reader(&path).expect("reader");
+        // An equality on part of an index: the kind of term SQLite would re-plan for.
+        let sql = "SELECT instance_id FROM message_recipients WHERE message_id = ?1 ORDER BY pos";
+        for m in 1..=3i64 {
+            let mut stmt = reader.prepare_cached(sql).expect("prepare");
+            let got: String = stmt.query_row([m], |r| r.get(0)).expect("row");
+            assert_eq!(got, "b");
+            let replanned = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+            assert_eq!(
+                replanned, 0,
+                "use {m} of a cached statement was planned again"
+            );
+        }
     }
 
     #[test]
