@@ -13,6 +13,8 @@
 //! cargo bench -p koor-server --bench load -- http,events    # several in one run
 //! ```
 //!
+//! `KOOR_BENCH_SERVER=/path/to/koor-server` measures another build instead of this one.
+//!
 //! Throughput uses `wrk` (Debian package `wrk`) as the load generator, so the client costs little
 //! of the two cores; the rest is measured from this process. Everything talks to 127.0.0.1 only,
 //! and every loop is bounded.
@@ -26,6 +28,12 @@ use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_koor-server");
+
+/// The server binary measured: this build's, or `KOOR_BENCH_SERVER` (another build, to compare
+/// two versions with the same benchmark in one run).
+fn server_bin() -> String {
+    std::env::var("KOOR_BENCH_SERVER").unwrap_or_else(|_| BIN.to_owned())
+}
 
 struct Server {
     child: Child,
@@ -41,7 +49,7 @@ impl Server {
             .expect("free port")
             .port();
         let bind = format!("127.0.0.1:{port}");
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(server_bin())
             .args(["--bind", &bind, "--dashboard-bind", "", "--data-dir"])
             .arg(dir.path())
             .args(extra)
@@ -135,7 +143,10 @@ async fn main() {
     let what = args.first().map(String::as_str).unwrap_or("all");
     // Several modes in one run: `http,events`.
     let wants = |mode: &str| what == "all" || what.split(',').any(|w| w == mode);
-    println!("koor-server load benchmark ({what}); release build, loopback only\n");
+    println!(
+        "koor-server load benchmark ({what}); release build {}, loopback only\n",
+        server_bin()
+    );
     if wants("http") {
         http().await;
     }

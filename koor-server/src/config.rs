@@ -649,7 +649,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = write(
             dir.path(),
-            r#"{"audit_retention":500,"webhook_timeout":"3s","webhook_max_failures":4}"#,
+            r#"{"audit_retention":500,"webhook_timeout":"3s","webhook_max_failures":4,"cache_size":"64MB"}"#,
         );
         let args = || Args {
             config: Some(file.clone()),
@@ -659,19 +659,27 @@ mod tests {
         assert_eq!(cfg.audit_retention, 500);
         assert_eq!(cfg.webhook_timeout, Duration::from_secs(3));
         assert_eq!(cfg.webhook_max_failures, 4);
+        assert_eq!(cfg.cache_size, 64 << 20);
         let cfg = resolve(
             Args {
                 webhook_max_failures: Some("2".into()),
+                cache_size: Some("1GB".into()),
                 ..args()
             },
             &env_of(&[
                 ("KOOR_AUDIT_RETENTION", "7"),
                 ("KOOR_WEBHOOK_MAX_FAILURES", "9"),
+                ("KOOR_CACHE_SIZE", "0"),
             ]),
         )
         .expect("resolves");
         assert_eq!(cfg.audit_retention, 7);
         assert_eq!(cfg.webhook_max_failures, 2);
+        assert_eq!(cfg.cache_size, 1 << 30);
+        let cfg = resolve(args(), &env_of(&[("KOOR_CACHE_SIZE", "0")])).expect("resolves");
+        assert_eq!(cfg.cache_size, 0, "0 turns the cache off");
+        let bad = resolve(args(), &env_of(&[("KOOR_CACHE_SIZE", "lots")]));
+        assert!(bad.expect_err("lots").to_string().contains("cache size"));
         let bad = resolve(args(), &env_of(&[("KOOR_AUDIT_RETENTION", "0")]));
         assert!(
             bad.expect_err("zero")
@@ -681,6 +689,7 @@ mod tests {
         let defaults = Config::default();
         assert_eq!(defaults.audit_retention, 100_000);
         assert_eq!(defaults.webhook_max_failures, 10);
+        assert_eq!(defaults.cache_size, 256 << 20);
     }
 
     #[test]
