@@ -23,7 +23,7 @@ const DEFAULT_HISTORY_LIMIT: i64 = 50;
 const MAX_HISTORY_LIMIT: i64 = 10_000;
 
 pub fn routes(app: App) -> BoxedFilter<(Response,)> {
-    let list = warp::path!("api" / "state")
+    let listing = warp::path!("api" / "state")
         .and(warp::method())
         .and(warp::path::full())
         .and(with_app(app.clone()))
@@ -56,7 +56,8 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
                     respond(key_route(tail, method, q, headers, body, app).await)
                 },
             );
-    // GETs skip the body and the full header map: the hot path.
+    // GETs skip the body and the full header map: the hot path, tried first. `/api/state` and
+    // `/api/state/` (an empty tail) are the listing.
     let get_key = warp::path("api")
         .and(warp::path("state"))
         .and(warp::path::tail())
@@ -66,13 +67,17 @@ pub fn routes(app: App) -> BoxedFilter<(Response,)> {
         .and(with_app(app.clone()))
         .then(
             |tail: Tail, q: Query, inm: Option<String>, app: App| async move {
-                respond(match key_of(&tail) {
-                    Ok(key) => get(app, key, q, inm).await,
-                    Err(e) => Err(e),
+                respond(if tail.as_str().is_empty() {
+                    list(app).await
+                } else {
+                    match key_of(&tail) {
+                        Ok(key) => get(app, key, q, inm).await,
+                        Err(e) => Err(e),
+                    }
                 })
             },
         );
-    list.or(get_key).unify().or(key).unify().boxed()
+    get_key.or(listing).unify().or(key).unify().boxed()
 }
 
 fn key_of(tail: &Tail) -> Result<String, ApiError> {
