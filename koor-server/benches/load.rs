@@ -357,7 +357,7 @@ async fn http() {
     let redis = Redis::start();
     // Shared machines drift: the measures take turns, ROUNDS times, and each is the median of
     // its rounds (the per-round ratios show how steady the machine was).
-    const ROUNDS: usize = 3;
+    const ROUNDS: usize = 5;
     let mut rounds: Vec<[f64; 6]> = Vec::new();
     for round in 1..=ROUNDS {
         let health = run(
@@ -417,42 +417,50 @@ async fn http() {
     };
     let (health, get, revalidate, put) = (median(0), median(1), median(2), median(3));
     let (rget, rset) = (median(4), median(5));
-    let (rget, rset) = (
-        rget.is_finite().then_some(rget),
-        rset.is_finite().then_some(rset),
-    );
-    println!("   medians of {ROUNDS} rounds:");
+    let redis = rget.is_finite() && rset.is_finite();
+    // Ratios are taken within each round (its measures ran minutes apart at most), then the
+    // median of those: steadier than a ratio of medians from different rounds.
+    let ratio_of = |a: usize, b: usize| {
+        let mut v: Vec<f64> = rounds
+            .iter()
+            .map(|r| r[a] / r[b])
+            .filter(|x| x.is_finite())
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2)
+            .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))
+    };
+    println!("   medians of {ROUNDS} rounds (ratios: the median of each round's own ratio):");
     println!("                                  req/s   of /health   of Redis");
     println!("   koor GET /health           {health:>10.0}        1.00");
     println!(
         "   koor state GET             {get:>10.0}   {:>9}   {:>8}   (bar: >= 0.90 of /health)",
-        ratio(get, Some(health)),
-        ratio(get, rget)
+        ratio_of(1, 0),
+        if redis { ratio_of(1, 4) } else { "-".into() }
     );
     println!(
         "   koor 304 revalidation      {revalidate:>10.0}   {:>9}              {} of GET (bar: as fast as GET)",
-        ratio(revalidate, Some(health)),
-        ratio(revalidate, Some(get))
+        ratio_of(2, 0),
+        ratio_of(2, 1)
     );
     println!(
         "   koor state PUT             {put:>10.0}   {:>9}   {:>8}   (bar: >= 0.50 of /health and of Redis SET)",
-        ratio(put, Some(health)),
-        ratio(put, rset)
+        ratio_of(3, 0),
+        if redis { ratio_of(3, 5) } else { "-".into() }
     );
-    match (rget, rset) {
-        (Some(g), Some(s)) => {
-            println!(
-                "   Redis GET                  {g:>10.0}   {:>9}",
-                ratio(g, Some(health))
-            );
-            println!(
-                "   Redis SET (AOF everysec)   {s:>10.0}   {:>9}   (redis-benchmark -c 32 --threads 2 -r {KEYS} -d 80)",
-                ratio(s, Some(health))
-            );
-        }
-        _ => println!(
+    if redis {
+        println!(
+            "   Redis GET                  {rget:>10.0}   {:>9}",
+            ratio_of(4, 0)
+        );
+        println!(
+            "   Redis SET (AOF everysec)   {rset:>10.0}   {:>9}   (redis-benchmark -c 32 --threads 2 -r {KEYS} -d 80)",
+            ratio_of(5, 0)
+        );
+    } else {
+        println!(
             "   Redis: not measured (apt-get install -y redis-server redis-tools for the anchor)"
-        ),
+        );
     }
     println!();
 }
