@@ -223,6 +223,10 @@ const KEYS: usize = 1000;
 const VALUE: &str =
     r#"{"agent":"claude-web","endpoint":"/api/users","method":"GET","status":"ok","n":1}"#;
 
+/// The `/health` baseline as a wrk script: the same client work per request everywhere, since a
+/// Lua `request()` costs wrk a little per request.
+const HEALTH_SCRIPT: &str = r#"request = function() return wrk.format("GET", "/health") end"#;
+
 /// A wrk script that sends `method` with `body` to `/api/state/bench/k0` .. `k999` in turn.
 fn state_script(method: &str, body: &str) -> String {
     format!(
@@ -351,9 +355,6 @@ async fn http() {
         }
         got.map_or(f64::NAN, |w| w.rps)
     };
-    // The same client work per request everywhere: a Lua `request()` builds every request,
-    // /health's too (a script costs wrk a little per request).
-    let health_script = r#"request = function() return wrk.format("GET", "/health") end"#;
     let redis = Redis::start();
     // Shared machines drift: the measures take turns, ROUNDS times, and each is the median of
     // its rounds (the per-round ratios show how steady the machine was).
@@ -362,7 +363,7 @@ async fn http() {
     for round in 1..=ROUNDS {
         let health = run(
             format!("{}/", server.base),
-            Some(health_script.to_owned()),
+            Some(HEALTH_SCRIPT.to_owned()),
             vec![],
             "/health",
         );
@@ -467,6 +468,44 @@ async fn http() {
 
 /// The coordination routes under wrk: each request's answer tells the script what to send next
 /// (a lock acquired is released, a task claimed is completed), by any of the 32 connections.
+/// Registers `agents` instances (`bench-0`, ...) and puts `tasks` tasks on the board `bench`
+/// (1,000 a call, the most one call takes); answers the instance ids.
+async fn agents_and_board(
+    client: &reqwest::Client,
+    base: &str,
+    agents: usize,
+    tasks: usize,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..agents {
+        let r: serde_json::Value = client
+            .post(format!("{base}/api/instances/register"))
+            .json(&serde_json::json!({"name": format!("bench-{i}")}))
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("json");
+        ids.push(r["id"].as_str().expect("id").to_owned());
+    }
+    for batch in 0..tasks / 1000 {
+        let plan: Vec<serde_json::Value> = (0..1000)
+            .map(|i| serde_json::json!({"title": format!("task {}", batch * 1000 + i), "priority": i % 7}))
+            .collect();
+        let resp = client
+            .post(format!("{base}/api/tasks/bench"))
+            .json(&plan)
+            .send()
+            .await
+            .expect("create");
+        assert!(resp.status().is_success(), "create: {}", resp.status());
+    }
+    // Let the creation's commits and checkpoint settle before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ids
+}
+
 async fn coord() {
     const AGENTS: usize = 32;
     const TASKS: usize = 100_000;
@@ -477,34 +516,8 @@ async fn coord() {
     }
     let server = Server::start(&[]);
     let client = reqwest::Client::new();
-    let mut agents = Vec::new();
-    for i in 0..AGENTS {
-        let r: serde_json::Value = client
-            .post(format!("{}/api/instances/register", server.base))
-            .json(&serde_json::json!({"name": format!("bench-{i}")}))
-            .send()
-            .await
-            .expect("register")
-            .json()
-            .await
-            .expect("json");
-        agents.push(r["id"].as_str().expect("id").to_owned());
-    }
     // More tasks than 5 s of claims can take, so the board never runs dry.
-    // At most 1,000 tasks per call.
-    for batch in 0..TASKS / 1000 {
-        let plan: Vec<serde_json::Value> = (0..1000)
-            .map(|i| serde_json::json!({"title": format!("task {}", batch * 1000 + i), "priority": i % 7}))
-            .collect();
-        let resp = client
-            .post(format!("{}/api/tasks/bench", server.base))
-            .json(&plan)
-            .send()
-            .await
-            .expect("create");
-        assert!(resp.status().is_success(), "create: {}", resp.status());
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let agents = agents_and_board(&client, &server.base, AGENTS, TASKS).await;
     let lua_agents = agents
         .iter()
         .map(|a| format!("\"{a}\""))
@@ -576,7 +589,7 @@ end
 "#
     );
     let url = format!("{}/", server.base);
-    let health = wrk(&format!("{}/health", server.base), None, &[]).map_or(f64::NAN, |w| w.rps);
+    let health = wrk(&url, Some(HEALTH_SCRIPT), &[]).map_or(f64::NAN, |w| w.rps);
     println!("                                        req/s   of /health");
     println!("   GET /health                      {health:>10.0}        1.00");
     for (label, script, per) in [
@@ -1038,32 +1051,7 @@ async fn claims() {
     );
     let server = Server::start(&["--log-level", "warn"]);
     let client = Arc::new(reqwest::Client::new());
-    let mut agents = Vec::new();
-    for i in 0..LOOPS {
-        let r: serde_json::Value = client
-            .post(format!("{}/api/instances/register", server.base))
-            .json(&serde_json::json!({"name": format!("bench-{i}")}))
-            .send()
-            .await
-            .expect("register")
-            .json()
-            .await
-            .expect("json");
-        agents.push(r["id"].as_str().expect("id").to_owned());
-    }
-    for batch in 0..TASKS / 1000 {
-        let plan: Vec<serde_json::Value> = (0..1000)
-            .map(|i| serde_json::json!({"title": format!("task {}", batch * 1000 + i), "priority": i % 7}))
-            .collect();
-        let resp = client
-            .post(format!("{}/api/tasks/bench", server.base))
-            .json(&plan)
-            .send()
-            .await
-            .expect("create");
-        assert!(resp.status().is_success(), "create: {}", resp.status());
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let agents = agents_and_board(&client, &server.base, LOOPS, TASKS).await;
 
     // /health in the same run, with the same client shape (32 loops, reqwest), as the baseline.
     let base = server.base.clone();

@@ -191,46 +191,9 @@ pub fn observe(app: &App, seen: Seen, resp: &mut Response) {
         status,
         method: seen.method.as_str().to_owned(),
         path: path.to_owned(),
-        remote: seen.remote.map(addr_text).unwrap_or_default(),
+        remote: seen.remote.map(|r| r.to_string()).unwrap_or_default(),
         token_used: seen.bearer,
     });
-}
-
-/// `127.0.0.1:53211`, `[::1]:53211`: as `SocketAddr`'s `Display`, written without the formatter
-/// for the common IPv4 case (this runs for every mutating request).
-fn addr_text(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(v4) => {
-            let mut out = String::with_capacity(21);
-            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                push_decimal(&mut out, u32::from(octet));
-            }
-            out.push(':');
-            push_decimal(&mut out, u32::from(v4.port()));
-            out
-        }
-        SocketAddr::V6(_) => addr.to_string(),
-    }
-}
-
-fn push_decimal(out: &mut String, n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
-    }
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {

@@ -27,36 +27,6 @@ impl ContentHash {
         Self(hex)
     }
 
-    /// The 32 bytes the hex stands for (`None` when it is not 64 hex digits).
-    pub fn digest(&self) -> Option<[u8; 32]> {
-        let hex = self.0.as_bytes();
-        if hex.len() != 64 {
-            return None;
-        }
-        let nibble = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        };
-        let mut out = [0u8; 32];
-        for (i, pair) in hex.chunks_exact(2).enumerate() {
-            out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-        }
-        Some(out)
-    }
-
-    /// The ETag of a 32-byte digest, `"<64 hex digits>"`, without allocating.
-    pub fn etag_of_digest(digest: &[u8; 32]) -> [u8; 66] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [b'"'; 66];
-        for (i, byte) in digest.iter().enumerate() {
-            out[1 + 2 * i] = HEX[usize::from(byte >> 4)];
-            out[2 + 2 * i] = HEX[usize::from(byte & 0xf)];
-        }
-        out
-    }
-
     /// Wraps a hash read back from storage (already lowercase hex).
     pub fn from_hex(hex: impl Into<String>) -> Self {
         Self(hex.into())
@@ -127,16 +97,6 @@ mod tests {
             "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         );
         assert_eq!(h.etag(), format!("\"{}\"", h.as_str()));
-    }
-
-    #[test]
-    fn digest_round_trips_to_the_etag() {
-        let h = ContentHash::of(b"hello");
-        let digest = h.digest().expect("64 hex digits");
-        let etag = ContentHash::etag_of_digest(&digest);
-        assert_eq!(std::str::from_utf8(&etag).expect("ascii"), h.etag());
-        assert_eq!(ContentHash::from_hex("abc").digest(), None);
-        assert_eq!(ContentHash::from_hex("z".repeat(64)).digest(), None);
     }
 
     #[test]

@@ -53,7 +53,8 @@ pub fn guard(app: App) -> BoxedFilter<()> {
 
 fn host_allowed(app: &App, authority: &Authority) -> bool {
     let host = authority.host();
-    if host == "127.0.0.1" || host == "localhost" || is_loopback_host(host) || is_ip_literal(host) {
+    // Every IP literal passes, loopback ones included: only `localhost` needs naming.
+    if host.eq_ignore_ascii_case("localhost") || is_ip_literal(host) {
         return true;
     }
     let config = &app.config;

@@ -42,11 +42,9 @@ impl Current {
             other => HeaderValue::from_str(other)
                 .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream")),
         };
-        // Stored hashes are always 64 hex digits; a damaged one yields an ETag no client has.
-        let etag = HeaderValue::from_bytes(&ContentHash::etag_of_digest(
-            &hash.digest().unwrap_or_default(),
-        ))
-        .unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+        // Stored hashes are hex; a damaged one yields an ETag no client has.
+        let etag = HeaderValue::from_str(&hash.etag())
+            .unwrap_or_else(|_| HeaderValue::from_static("\"\""));
         Self {
             version,
             value,

@@ -763,8 +763,7 @@ mod tests {
             fail_before: bool,
             fail_after: bool,
         ) -> (Box<dyn WriteJob>, Answer) {
-            let (reply, answer) = oneshot::channel();
-            let work = move |tx: &mut Tx<'_>| -> Result<i64> {
+            typed_job(savepoint, move |tx: &mut Tx<'_>| -> Result<i64> {
                 if fail_before {
                     return Err(StoreError::Invalid("refused before writing".into()));
                 }
@@ -774,15 +773,7 @@ mod tests {
                     return Err(StoreError::Invalid("refused after writing".into()));
                 }
                 Ok(x)
-            };
-            let job = TypedJob {
-                work: Some(work),
-                result: None,
-                reply,
-                savepoint,
-                poisoned: false,
-            };
-            (Box::new(job), answer)
+            })
         }
 
         fn run(&self, jobs: Vec<(Box<dyn WriteJob>, Answer)>) -> Vec<Result<i64>> {
@@ -848,7 +839,9 @@ mod tests {
         assert_eq!(b.rows(), [4]);
     }
 
-    fn state_job<T: Send + 'static>(
+    /// A write job as [`Store::submit`] builds it, with the receiver of its answer.
+    fn typed_job<T: Send + 'static>(
+        savepoint: bool,
         work: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
     ) -> (Box<dyn WriteJob>, oneshot::Receiver<Result<T>>) {
         let (reply, answer) = oneshot::channel();
@@ -856,10 +849,16 @@ mod tests {
             work: Some(work),
             result: None,
             reply,
-            savepoint: false,
+            savepoint,
             poisoned: false,
         };
         (Box::new(job), answer)
+    }
+
+    fn state_job<T: Send + 'static>(
+        work: impl FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    ) -> (Box<dyn WriteJob>, oneshot::Receiver<Result<T>>) {
+        typed_job(false, work)
     }
 
     #[test]
