@@ -6,6 +6,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::harness::{Cli, Server};
+use crate::reservations::{GitOk, git, write};
 
 const TOKEN: &str = "init-test-token-0123456789";
 
@@ -93,21 +94,14 @@ async fn init_twice_changes_only_its_own_parts() {
             "shop",
             "--dry-run",
         ])
-        .await
-        .json();
-    assert_eq!(dry["dry_run"], true);
+        .await;
+    dry.assert_ok();
     assert_eq!(snapshot(&ws), untouched, "a dry run writes nothing");
-    let planned = actions(&dry);
-    assert_eq!(planned["AGENTS.md"], "updated");
-    assert_eq!(planned["CLAUDE.md"], "created");
-    assert!(
-        dry["files"]
-            .as_array()
-            .expect("files")
-            .iter()
-            .all(|f| f["content"].is_string()),
-        "{dry}"
-    );
+    let plan = dry.text();
+    for line in ["update AGENTS.md", "create CLAUDE.md", "create .claude/settings.json"] {
+        assert!(plan.lines().any(|l| l.starts_with(line)), "{line:?} in {plan}");
+    }
+    assert!(plan.contains("koor-cli register web --project shop"), "{plan}");
 
     let first = cli
         .run(&["init", "--workspace", ws_arg, "--project", "shop"])
@@ -119,6 +113,7 @@ async fn init_twice_changes_only_its_own_parts() {
             (".mcp.json".to_owned(), "updated".to_owned()),
             (".cursor/mcp.json".to_owned(), "created".to_owned()),
             (".vscode/mcp.json".to_owned(), "created".to_owned()),
+            (".claude/settings.json".to_owned(), "created".to_owned()),
             ("CLAUDE.md".to_owned(), "created".to_owned()),
             ("AGENTS.md".to_owned(), "updated".to_owned()),
         ])
@@ -269,4 +264,122 @@ async fn init_refuses_files_it_cannot_update_and_writes_nothing() {
             .mode();
         assert_eq!(mode & 0o077, 0, "{mode:o}");
     }
+}
+
+/// `init` in a git repository also writes what makes reservations hold: the Claude Code hook in
+/// `.claude/settings.json` and the git guard; again changes nothing; never replaces a pre-commit
+/// hook of someone else's without --force; --dry-run shows a plan a person can read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_writes_the_claude_code_hook_and_the_git_guard() {
+    let server = Server::start().await;
+    let cli = server.cli();
+    let ws = cli.cwd().to_path_buf();
+    git(&ws, &["init", "-q", "-b", "main"], None).assert_git();
+    // The user's own Claude Code settings, with a hook of their own.
+    write(
+        &ws,
+        ".claude/settings.json",
+        r#"{"permissions":{"allow":["Bash(make:*)"]},"hooks":{"PreToolUse":[{"matcher":"Bash","hooks":[{"type":"command","command":"./lint.sh"}]}]}}"#,
+    );
+
+    // The dry run: a readable plan (each file's new content as it will be written).
+    let before = snapshot(&ws);
+    let dry = cli
+        .run(&["init", "--project", "shop", "--ide", "claude", "--dry-run"])
+        .await;
+    dry.assert_ok();
+    let plan = dry.text();
+    assert_eq!(snapshot(&ws), before, "a dry run writes nothing");
+    assert!(!plan.trim_start().starts_with('{'), "not JSON: {plan}");
+    assert!(!plan.contains(r#"\""#), "nothing escaped: {plan}");
+    for needle in [
+        ".claude/settings.json",
+        ".git/hooks/pre-commit",
+        "koor-cli hook claude-code",
+        "guard pre-commit",
+        "\"mcpServers\": {",
+    ] {
+        assert!(plan.contains(needle), "{needle} in {plan}");
+    }
+
+    let first = cli
+        .run(&["init", "--project", "shop", "--ide", "claude"])
+        .await
+        .json();
+    let done = actions(&first);
+    assert_eq!(done[".claude/settings.json"], "updated", "{first}");
+    assert_eq!(done[".git/hooks/pre-commit"], "created", "{first}");
+
+    // Their permissions and hook kept; ours added after it.
+    let settings: Value =
+        serde_json::from_str(&read(&ws.join(".claude/settings.json"))).expect("json");
+    assert_eq!(settings["permissions"]["allow"][0], "Bash(make:*)");
+    let pre = settings["hooks"]["PreToolUse"].as_array().expect("PreToolUse");
+    assert_eq!(pre.len(), 2, "{settings}");
+    assert_eq!(pre[0]["hooks"][0]["command"], "./lint.sh");
+    assert_eq!(pre[1]["matcher"], "Edit|Write|MultiEdit|NotebookEdit");
+    assert_eq!(pre[1]["hooks"][0]["command"], "koor-cli hook claude-code");
+    let guard = read(&ws.join(".git/hooks/pre-commit"));
+    assert!(guard.contains("guard pre-commit"), "{guard}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(ws.join(".git/hooks/pre-commit"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111, "executable");
+    }
+    // The instructions name the command as it is on PATH.
+    let claude = read(&ws.join("CLAUDE.md"));
+    assert!(claude.contains("`koor-cli activate ID`"), "{claude}");
+    assert!(!claude.contains("./koor-cli"), "{claude}");
+
+    // Again: nothing changes.
+    let before = snapshot(&ws);
+    let second = cli
+        .run(&["init", "--project", "shop", "--ide", "claude"])
+        .await
+        .json();
+    assert!(
+        actions(&second).values().all(|a| a == "unchanged"),
+        "{second}"
+    );
+    assert_eq!(snapshot(&ws), before);
+
+    // Skipped on request.
+    let other = server.cli();
+    git(other.cwd(), &["init", "-q", "-b", "main"], None).assert_git();
+    let skipped = other
+        .run(&[
+            "init",
+            "--ide",
+            "claude",
+            "--no-claude-hook",
+            "--no-git-guard",
+        ])
+        .await
+        .json();
+    assert!(!actions(&skipped).contains_key(".claude/settings.json"));
+    assert!(!other.cwd().join(".claude/settings.json").exists());
+    assert!(!other.cwd().join(".git/hooks/pre-commit").exists());
+
+    // A pre-commit hook of someone else's: refused, nothing written, and how to go on.
+    let foreign = server.cli();
+    let dir = foreign.cwd().to_path_buf();
+    git(&dir, &["init", "-q", "-b", "main"], None).assert_git();
+    write(&dir, ".git/hooks/pre-commit", "#!/bin/sh\nmake lint\n");
+    let before = snapshot(&dir);
+    let out = foreign.run(&["init", "--ide", "claude"]).await;
+    out.assert_fails(1, "--force");
+    for needle in [".git/hooks/pre-commit", "--no-git-guard", "make lint"] {
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+    }
+    assert_eq!(snapshot(&dir), before, "nothing written");
+    let forced = foreign
+        .run(&["init", "--ide", "claude", "--force"])
+        .await
+        .json();
+    assert_eq!(actions(&forced)[".git/hooks/pre-commit"], "replaced");
+    assert!(read(&dir.join(".git/hooks/pre-commit")).contains("guard pre-commit"));
 }

@@ -148,3 +148,26 @@ async fn a_wrong_instance_token_is_refused() {
     // the right one, from the file
     alice.run(&["lock", "acquire", "x"]).await.assert_ok();
 }
+
+/// One rule for waits: a lock wait longer than the server's longest (60 s) is a loop of waits, as
+/// `inbox --wait` and `wait --timeout` are; and errors echo a duration as it was typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_lock_wait_loops_and_durations_are_echoed_as_typed() {
+    let server = Server::start().await;
+    let (alice, _) = agent(&server, "alice").await;
+    let (bob, bob_id) = agent(&server, "bob").await;
+    alice.run(&["lock", "acquire", "deploy"]).await.assert_ok();
+
+    let mut waiting = bob.spawn(&["lock", "acquire", "deploy", "--wait", "90s"]);
+    alice.run(&["lock", "release", "deploy"]).await.assert_ok();
+    let got = waiting.json_line().await;
+    assert_eq!(got["holder"]["id"], bob_id.as_str(), "{got}");
+    assert_eq!(waiting.finish().await.0, 0);
+
+    let out = bob.run(&["lock", "acquire", "other", "--ttl", "25h"]).await;
+    out.assert_fails(7, "25h");
+    assert!(!out.stderr.contains("day"), "{}", out.stderr);
+    bob.run(&["lock", "acquire", "other", "--wait", "forever"])
+        .await
+        .assert_fails(2, "forever");
+}

@@ -6,8 +6,10 @@
 mod harness;
 
 mod config;
+mod enforcement;
 mod errors;
 mod events;
+mod flow;
 mod identity;
 mod init;
 mod instances;

@@ -14,7 +14,7 @@ async fn agent(server: &Server, name: &str) -> (Cli, String) {
 }
 
 /// Waits until the server counts `n` waiters (the CLI's request has registered).
-async fn until_waiters(server: &Server, n: i64) {
+pub(crate) async fn until_waiters(server: &Server, n: i64) {
     let client = server.client();
     for _ in 0..2000 {
         if client.metrics().await.expect("metrics").waiters == n {
@@ -191,4 +191,42 @@ async fn wait_prints_the_matching_events() {
         .map(|e| e["id"].as_i64().expect("id"))
         .collect();
     assert_eq!(got, vec![first, second]);
+}
+
+/// `inbox --wait` waits for something new: a message already read and acked never ends it, so a
+/// script looping on it sleeps instead of spinning; `--since` waits past the last id seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_wait_ignores_what_was_already_read() {
+    let server = Server::start().await;
+    let (alice, _) = agent(&server, "alice").await;
+    let (bob, _) = agent(&server, "bob").await;
+    let old = send(&alice, "old").await;
+    bob.run(&["ack", &old.to_string()]).await.assert_ok();
+
+    // Only a read and acked message in the inbox: the wait ends with nothing.
+    let out = bob.run(&["inbox", "--wait", "1s"]).await;
+    assert_eq!(out.code, 10, "stdout {} stderr {}", out.text(), out.stderr);
+
+    // A new message ends it, and only the new one is listed.
+    let mut waiting = bob.spawn(&["inbox", "--wait", "5m"]);
+    until_waiters(&server, 1).await;
+    let new = send(&alice, "new").await;
+    assert_eq!(ids(&waiting.json_line().await), vec![new]);
+    assert_eq!(waiting.finish().await.0, 0);
+
+    // After the last id seen, read or not.
+    let mut after = bob.spawn(&["inbox", "--since", &new.to_string(), "--wait", "5m"]);
+    until_waiters(&server, 1).await;
+    let third = send(&alice, "third").await;
+    assert_eq!(ids(&after.json_line().await), vec![third]);
+    assert_eq!(after.finish().await.0, 0);
+}
+
+/// `from` sends bob a message asking for an ack; returns its id.
+async fn send(from: &Cli, subject: &str) -> i64 {
+    from.run(&["send", "bob", "--subject", subject, "--ack"])
+        .await
+        .json()["id"]
+        .as_i64()
+        .expect("id")
 }

@@ -96,3 +96,20 @@ async fn completions_for_shells() {
     }
     assert_eq!(cli.run(&["completions", "tcsh"]).await.code, 2);
 }
+
+/// `koor-cli subscribe` (the name the troubleshooting page uses) is `events subscribe`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_is_an_alias_of_events_subscribe() {
+    let server = Server::start().await;
+    let cli = server.cli();
+    let help = cli.run(&["subscribe", "--help"]).await;
+    help.assert_ok();
+    assert!(help.text().contains("PATTERN"), "{}", help.text());
+    let mut sub = cli.spawn(&["subscribe", "build.*", "--count", "1"]);
+    sub.wait_stderr("subscribed").await;
+    cli.run(&["events", "publish", "build.done", "--data", "1"])
+        .await
+        .assert_ok();
+    assert_eq!(sub.json_line().await["topic"], "build.done");
+    assert_eq!(sub.finish().await.0, 0);
+}

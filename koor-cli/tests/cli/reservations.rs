@@ -21,7 +21,7 @@ async fn agent(server: &Server, name: &str) -> (Cli, String) {
     (cli, reg["id"].as_str().expect("id").to_owned())
 }
 
-trait GitOk {
+pub(crate) trait GitOk {
     fn assert_git(&self) -> &Self;
 }
 
@@ -37,7 +37,7 @@ impl GitOk for Output {
 }
 
 /// Runs git in `dir` with a clean identity; `server` is the URL the hooks it runs should use.
-fn git(dir: &Path, args: &[&str], server: Option<&str>) -> Output {
+pub(crate) fn git(dir: &Path, args: &[&str], server: Option<&str>) -> Output {
     let mut cmd = std::process::Command::new("git");
     cmd.args(args)
         .current_dir(dir)
@@ -62,14 +62,14 @@ fn git(dir: &Path, args: &[&str], server: Option<&str>) -> Output {
     cmd.output().expect("git runs")
 }
 
-fn write(dir: &Path, rel: &str, text: &str) {
+pub(crate) fn write(dir: &Path, rel: &str, text: &str) {
     let path = dir.join(rel);
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     std::fs::write(path, text).expect("write");
 }
 
 /// A recorded `PreToolUse` event with the agent's working directory filled in.
-fn fixture(name: &str, cwd: &Path) -> Vec<u8> {
+pub(crate) fn fixture(name: &str, cwd: &Path) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/claude-code")
         .join(name);
@@ -80,14 +80,14 @@ fn fixture(name: &str, cwd: &Path) -> Vec<u8> {
 }
 
 /// Asserts the hook let the call go on as usual: exit 0, nothing on stdout.
-fn assert_allowed(out: &Out) {
+pub(crate) fn assert_allowed(out: &Out) {
     assert_eq!(out.code, 0, "exit code (stderr: {})", out.stderr);
     assert!(out.stdout.is_empty(), "no decision: {}", out.text());
 }
 
 /// Asserts the hook denied the call in Claude Code's documented output format; returns the
 /// reason.
-fn assert_denied(out: &Out) -> String {
+pub(crate) fn assert_denied(out: &Out) -> String {
     let answer: Value = out.json();
     let hook = &answer["hookSpecificOutput"];
     assert_eq!(hook["hookEventName"], "PreToolUse", "{answer}");

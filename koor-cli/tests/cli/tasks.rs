@@ -161,3 +161,56 @@ async fn a_plan_two_agents_and_the_exit_codes() {
         ["T-3"]
     );
 }
+
+/// The CLI gaps of issue 22: `tasks reopen`, what `tasks done` unblocked, an empty stdin, and the
+/// help of `tasks add --data`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopen_unblocked_and_an_empty_plan() {
+    let server = Server::start().await;
+    let (planner, _) = agent(&server, "planner").await;
+    let plan = r##"[
+        {"title": "design"},
+        {"title": "build", "depends_on": ["#0"]},
+        {"title": "test", "depends_on": ["#0"]},
+        {"title": "ship", "depends_on": ["#1", "#2"]}
+    ]"##;
+    let created = planner.run_with_stdin(&["tasks", "add"], plan.as_bytes()).await.json();
+    assert_eq!(ids(&created), ["T-1", "T-2", "T-3", "T-4"]);
+
+    // done says which tasks it made ready (not T-4: it still waits for T-2 and T-3)
+    let (alice, _) = agent(&server, "alice").await;
+    alice.run(&["tasks", "claim", "T-1"]).await.assert_ok();
+    let done = alice.run(&["tasks", "done", "T-1"]).await.json();
+    assert_eq!(done["status"], "done");
+    assert_eq!(done["unblocked"], serde_json::json!(["T-2", "T-3"]), "{done}");
+
+    // a failed task is reopened from the CLI
+    alice.run(&["tasks", "claim", "T-2"]).await.assert_ok();
+    alice
+        .run(&["tasks", "fail", "T-2", "--reason", "flaky"])
+        .await
+        .assert_ok();
+    let reopened = alice.run(&["tasks", "reopen", "T-2"]).await.json();
+    assert_eq!(reopened["status"], "open");
+    assert_eq!(reopened["ready"], true);
+    // an open task cannot be reopened: the server's 409 (exit 9)
+    alice
+        .run(&["tasks", "reopen", "T-3"])
+        .await
+        .assert_fails(9, "only a failed or cancelled task");
+    alice.run(&["tasks", "claim", "T-2"]).await.assert_ok();
+    let done = alice.run(&["tasks", "done", "T-2"]).await.json();
+    assert_eq!(done["unblocked"], serde_json::json!([]), "{done}");
+
+    // nothing on stdin: a clear usage error, not a JSON parser's EOF
+    let empty = planner.run(&["tasks", "add"]).await;
+    empty.assert_fails(2, "no task given");
+    assert!(!empty.stderr.contains("EOF"), "{}", empty.stderr);
+
+    // --data is shown with a task, not a state value
+    let help = planner.run(&["tasks", "add", "--help"]).await;
+    help.assert_ok();
+    let text = help.text();
+    assert!(!text.contains("endpoint"), "{text}");
+    assert!(text.contains(r#"--data '{"title""#), "{text}");
+}
