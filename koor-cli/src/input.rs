@@ -39,15 +39,32 @@ impl ValueArgs {
         }
     }
 
-    /// The value parsed as one JSON document (for event data).
+    /// The value parsed as one JSON document (for event data); empty input is a usage error.
     pub fn read_json(&self) -> Result<serde_json::Value> {
+        let what = self.source();
+        self.read_json_if_any()?
+            .ok_or_else(|| usage(format!("{what} is empty: expected a JSON document")))
+    }
+
+    /// The value parsed as one JSON document, or `None` when the input is empty (whitespace
+    /// only), so the caller can say what was expected instead of a parser's "EOF".
+    pub fn read_json_if_any(&self) -> Result<Option<serde_json::Value>> {
         let bytes = self.read()?;
-        let what = match (&self.data, &self.file) {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| usage(format!("{} is not valid JSON: {e}", self.source())))
+    }
+
+    /// Where the value comes from, as messages name it.
+    fn source(&self) -> String {
+        match (&self.data, &self.file) {
             (Some(_), _) => "--data".to_owned(),
             (None, Some(path)) if path.as_os_str() != "-" => path.display().to_string(),
             _ => "stdin".to_owned(),
-        };
-        serde_json::from_slice(&bytes).map_err(|e| usage(format!("{what} is not valid JSON: {e}")))
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use koor_shared::client::{Client, ClientError, Frame, HistoryQuery, resume_id_from_reason};
 use koor_shared::types::{Event, PublishRequest};
 
@@ -72,20 +72,24 @@ pub enum EventsCmd {
     #[command(
         after_help = "Example:\n  koor-cli events subscribe 'api.*' 'deploy.**'\n  koor-cli events subscribe --since 0 --count 5\n  koor-cli events subscribe 'koor.state.*'   # the server's own change events"
     )]
-    Subscribe {
-        /// Topic patterns (several = any of them; default every non-system topic).
-        #[arg(value_name = "PATTERN")]
-        patterns: Vec<String>,
-        /// First replay the stored events with an id greater than ID (0 = all retained).
-        #[arg(long, value_name = "ID")]
-        since: Option<i64>,
-        /// Exit 0 after printing this many events.
-        #[arg(long, short = 'n', value_name = "N")]
-        count: Option<u64>,
-        /// No notes on stderr about connecting and reconnecting.
-        #[arg(long, short = 'q')]
-        quiet: bool,
-    },
+    Subscribe(SubscribeArgs),
+}
+
+/// What `events subscribe` (and its top-level alias `subscribe`) takes.
+#[derive(Debug, Args)]
+pub struct SubscribeArgs {
+    /// Topic patterns (several = any of them; default every non-system topic).
+    #[arg(value_name = "PATTERN")]
+    patterns: Vec<String>,
+    /// First replay the stored events with an id greater than ID (0 = all retained).
+    #[arg(long, value_name = "ID")]
+    since: Option<i64>,
+    /// Exit 0 after printing this many events.
+    #[arg(long, short = 'n', value_name = "N")]
+    count: Option<u64>,
+    /// No notes on stderr about connecting and reconnecting.
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 impl EventsCmd {
@@ -129,12 +133,12 @@ impl EventsCmd {
                 ctx.out.json(&ctx.client()?.history(&query).await?)?;
                 done()
             }
-            EventsCmd::Subscribe {
+            EventsCmd::Subscribe(SubscribeArgs {
                 patterns,
                 since,
                 count,
                 quiet,
-            } => {
+            }) => {
                 let sub = Subscriber {
                     client: ctx.client()?,
                     patterns,

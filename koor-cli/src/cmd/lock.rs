@@ -1,12 +1,21 @@
 //! (ext) `lock ...`: named locks held by an instance, with a TTL renewed by its heartbeat.
+//!
+//! `acquire --wait` follows the rule of every wait of the CLI (`inbox --wait`, `wait --timeout`):
+//! a wait longer than the server's longest for one request (60 s for a lock) is a loop of waits
+//! until the whole wait has passed.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Subcommand;
 
 use super::done;
+use super::messages::{Typed, parse_typed, wire};
 use crate::Ctx;
+
+/// The longest wait one lock request may ask the server for.
+const SERVER_MAX_LOCK_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Subcommand)]
 pub enum LockCmd {
@@ -21,9 +30,10 @@ pub enum LockCmd {
         /// --stale-after).
         #[arg(long, value_name = "DURATION")]
         ttl: Option<String>,
-        /// Wait up to this long (at most 60s) for the holder to let go, then exit 9.
-        #[arg(long, value_name = "DURATION")]
-        wait: Option<String>,
+        /// Wait up to this long for the holder to let go (e.g. 30s, 10m; longer than the server's
+        /// 60 s is a loop of waits), then exit 9.
+        #[arg(long, value_name = "DURATION", value_parser = parse_typed)]
+        wait: Option<Typed>,
         /// Act for this instance (default: KOOR_INSTANCE, else .koor/instance.json).
         #[arg(long, value_name = "ID")]
         instance: Option<String>,
@@ -67,15 +77,30 @@ impl LockCmd {
                 instance,
             } => {
                 let (id, token) = ctx.acting_for(instance)?;
-                let lock = client
-                    .lock_acquire(
-                        &name,
-                        &id,
-                        ttl.as_deref(),
-                        wait.as_deref(),
-                        token.as_deref(),
-                    )
-                    .await?;
+                let wait = wait.map(|w| w.duration).filter(|w| !w.is_zero());
+                let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+                let lock = loop {
+                    let left = deadline
+                        .map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+                    let chunk = left.map(|l| wire(l.min(SERVER_MAX_LOCK_WAIT)));
+                    match client
+                        .lock_acquire(
+                            &name,
+                            &id,
+                            ttl.as_deref(),
+                            chunk.as_deref(),
+                            token.as_deref(),
+                        )
+                        .await
+                    {
+                        Ok(lock) => break lock,
+                        // Still held after one request's longest wait: wait again.
+                        Err(e)
+                            if e.status() == Some(409)
+                                && left.is_some_and(|l| l > SERVER_MAX_LOCK_WAIT) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                };
                 ctx.out.json(&lock)?;
             }
             LockCmd::Release {

@@ -2,7 +2,9 @@
 //!
 //! They act for the instance this directory is registered as (`--instance`, `KOOR_INSTANCE`, or
 //! `.koor/instance.json`) and prove it with its token. `inbox --wait` is how an agent in a shell
-//! sleeps until it is spoken to: a wait longer than the server's longest (120 s) is a loop of
+//! sleeps until it is spoken to: it waits for something new (unread messages, or with `--since`
+//! those after the last id seen), never for what was already read, so a script looping on it
+//! sleeps instead of spinning. A wait longer than the server's longest (120 s) is a loop of
 //! waits, and a wait that ends with nothing exits [`crate::exit::WAIT_TIMEOUT`].
 
 use std::io::{IsTerminal, Read};
@@ -29,6 +31,27 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Ok(Duration::from_secs(secs));
     }
     humantime::parse_duration(s).map_err(|e| format!("{e} (use e.g. 30s, 5m, 1h)"))
+}
+
+/// A duration flag kept as typed, so messages echo `25h` rather than `1day 1h`.
+#[derive(Debug, Clone)]
+pub struct Typed {
+    pub typed: String,
+    pub duration: Duration,
+}
+
+impl std::fmt::Display for Typed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.typed)
+    }
+}
+
+/// [`parse_duration`] for clap, keeping the text as typed.
+pub fn parse_typed(s: &str) -> Result<Typed, String> {
+    Ok(Typed {
+        typed: s.trim().to_owned(),
+        duration: parse_duration(s)?,
+    })
 }
 
 /// A duration as the server reads it (whole milliseconds; `0` for none).
@@ -116,8 +139,9 @@ pub struct InboxArgs {
     /// Only the newest N (still listed oldest first).
     #[arg(long, value_name = "N")]
     last: Option<u32>,
-    /// Sleep until at least one message matches, up to this long (e.g. 30s, 5m); exits 10 when
-    /// none came.
+    /// Sleep until something new comes, up to this long (e.g. 30s, 5m; longer than the server's
+    /// 120 s is a loop of waits); exits 10 when nothing came. New means unread (--wait implies
+    /// --unread), or with --since, after that id: messages already read never end the wait.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     wait: Option<Duration>,
     /// Whose inbox (default: KOOR_INSTANCE, else .koor/instance.json).
@@ -129,8 +153,12 @@ impl InboxArgs {
     pub async fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let (id, token) = ctx.acting_for(self.instance)?;
         let client = ctx.client()?;
+        // A wait is for something new: unread unless the caller said what to wait for, so a
+        // message already read (or acked) never ends it and a loop on `inbox --wait` sleeps.
+        let implied_unread =
+            self.wait.is_some() && !self.unread && !self.unacked && self.since.is_none();
         let mut query = InboxQuery {
-            unread: self.unread,
+            unread: self.unread || implied_unread,
             unacked: self.unacked,
             since: self.since,
             thread_id: self.thread,

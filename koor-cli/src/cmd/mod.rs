@@ -76,6 +76,12 @@ pub enum Command {
     )]
     Instances(instances::InstancesCmd),
 
+    /// Stream events live, one JSON line each, until Ctrl-C (the same as `events subscribe`).
+    #[command(
+        after_help = "Example:\n  koor-cli subscribe 'api.*'\n  # the same as: koor-cli events subscribe 'api.*' (see its --help)"
+    )]
+    Subscribe(events::SubscribeArgs),
+
     /// Show the instance this directory acts for (KOOR_INSTANCE or .koor/instance.json).
     #[command(after_help = "Example:\n  koor-cli whoami --pretty")]
     Whoami,
@@ -134,9 +140,9 @@ pub enum Command {
     )]
     Send(messages::SendArgs),
 
-    /// List this agent's inbox (never marks anything read); --wait sleeps until a message comes.
+    /// List this agent's inbox (never marks anything read); --wait sleeps until something new comes.
     #[command(
-        after_help = "Example:\n  koor-cli inbox --unread\n  koor-cli inbox --unread --wait 5m   # exit 10 when nothing came"
+        after_help = "Example:\n  koor-cli inbox --unread\n  koor-cli inbox --wait 5m   # unread messages; exit 10 when none came\n  koor-cli inbox --since 41 --wait 5m   # after the last id seen, read or not"
     )]
     Inbox(messages::InboxArgs),
 
@@ -243,6 +249,7 @@ impl Command {
             Command::State(cmd) => cmd.run(ctx).await,
             Command::Specs(cmd) => cmd.run(ctx).await,
             Command::Events(cmd) => cmd.run(ctx).await,
+            Command::Subscribe(args) => events::EventsCmd::Subscribe(args).run(ctx).await,
             Command::Register(args) => args.run(ctx).await,
             Command::Instances(cmd) => cmd.run(ctx).await,
             Command::Whoami => me::whoami(ctx).await,

@@ -3,12 +3,16 @@
 //! The project comes from `--project`, else `KOOR_PROJECT`, else the `project` saved by
 //! `koor-cli register --project P`. Calls for an instance (claim, renew, done, release, fail) act
 //! for the instance found as for `lock` (`--instance`, `KOOR_INSTANCE`, `.koor/instance.json`).
+//!
+//! `done` adds `unblocked` to the task it prints: the tasks the completion made ready, as the
+//! server recorded them in its `koor.task.completed` event (computed in the same transaction, so
+//! a task claimed by someone else a moment later is still named).
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use koor_shared::client::TaskFilter;
+use koor_shared::client::{Client, HistoryQuery, TaskFilter};
 use serde_json::{Value, json};
 
 use super::done;
@@ -32,7 +36,9 @@ pub struct TasksArgs {
 pub enum TasksCmd {
     /// Add a task, or a whole plan as a JSON array on stdin ("#N" refers to item N).
     #[command(
-        after_help = "Example:\n  koor-cli tasks add 'Write the API' --priority 2 --label backend --depends-on T-1\n  echo '[{\"title\":\"design\"},{\"title\":\"build\",\"depends_on\":[\"#0\"]}]' | koor-cli tasks add --project shop"
+        after_help = "Example:\n  koor-cli tasks add 'Write the API' --priority 2 --label backend --depends-on T-1\n  koor-cli tasks add --data '{\"title\":\"Write the API\",\"priority\":2,\"labels\":[\"backend\"]}'\n  echo '[{\"title\":\"design\"},{\"title\":\"build\",\"depends_on\":[\"#0\"]}]' | koor-cli tasks add --project shop",
+        mut_arg("data", |a| a.help("The task inline as JSON, or an array of tasks (a plan), e.g. '{\"title\":\"Write the API\"}'")),
+        mut_arg("file", |a| a.help("Read the task or plan from a file ('-' reads stdin)"))
     )]
     Add {
         /// The title of one task; without it, the task or array of tasks is read as JSON
@@ -115,8 +121,8 @@ pub enum TasksCmd {
         instance: Option<String>,
     },
 
-    /// Mark a claimed task done (tasks waiting for it may become ready).
-    #[command(after_help = "Example:\n  koor-cli tasks done T-3 --result '{\"pr\":42}'")]
+    /// Mark a claimed task done; prints it with `unblocked`, the tasks that became ready.
+    #[command(after_help = "Example:\n  koor-cli tasks done T-3 --result '{\"pr\":42}'\n  # {\"id\":\"T-3\",\"status\":\"done\",...,\"unblocked\":[\"T-5\"]}")]
     Done {
         /// The task id.
         id: String,
@@ -146,7 +152,7 @@ pub enum TasksCmd {
         instance: Option<String>,
     },
 
-    /// Mark a claimed task failed, with the reason (reopen it with the API's PATCH).
+    /// Mark a claimed task failed, with the reason (`tasks reopen ID` puts it back on the board).
     #[command(
         after_help = "Example:\n  koor-cli tasks fail T-3 --reason 'tests do not build on CI'"
     )]
@@ -159,6 +165,13 @@ pub enum TasksCmd {
         /// Act for this instance (default: KOOR_INSTANCE, else .koor/instance.json).
         #[arg(long, value_name = "ID")]
         instance: Option<String>,
+    },
+
+    /// Reopen a failed or cancelled task (open again, claimable); exits 9 for another status.
+    #[command(after_help = "Example:\n  koor-cli tasks reopen T-3")]
+    Reopen {
+        /// The task id.
+        id: String,
     },
 
     /// Cancel a task (it stays on the board as cancelled); exits 9 for a done task.
@@ -232,7 +245,12 @@ impl TasksArgs {
                                 "--description, --priority, --label and --depends-on go with a TITLE; a JSON task carries its own fields",
                             ));
                         }
-                        let doc = input.read_json()?;
+                        let doc = input.read_json_if_any()?.ok_or_else(|| {
+                            usage(
+                                "no task given: the input is empty; give a TITLE, --data '{\"title\":\"...\"}', \
+                                 --file PATH, or pipe a JSON task or an array of them (a plan) on stdin",
+                            )
+                        })?;
                         if !doc.is_object() && !doc.is_array() {
                             return Err(usage(
                                 "the input must be a JSON task object or an array of them",
@@ -320,10 +338,14 @@ impl TasksArgs {
                     }
                     None => json!({}),
                 };
+                // The event id before the call: the completion's event comes after it.
+                let before = client.metrics().await?.last_event_id;
                 let task = client
                     .task_call(&project, &id, "complete", &me, body, token.as_deref())
                     .await?;
-                ctx.out.json(&task)?;
+                let mut shown = serde_json::to_value(&task)?;
+                shown["unblocked"] = unblocked(&client, before, &task.project, &task.id).await?;
+                ctx.out.json(&shown)?;
             }
             TasksCmd::Release {
                 id,
@@ -360,8 +382,31 @@ impl TasksArgs {
                     .await?;
                 ctx.out.json(&task)?;
             }
+            TasksCmd::Reopen { id } => ctx.out.json(
+                &client
+                    .task_update(&project, &id, &json!({"status": "open"}), None)
+                    .await?,
+            )?,
             TasksCmd::Cancel { id } => ctx.out.json(&client.task_cancel(&project, &id).await?)?,
         }
         done()
     }
+}
+
+/// The tasks the completion of `project`/`id` made ready: `unblocked` of its
+/// `koor.task.completed` event, the first after event `since` (an empty list when none is found).
+async fn unblocked(client: &Client, since: i64, project: &str, id: &str) -> Result<Value> {
+    let query = HistoryQuery {
+        topic: Some("koor.task.completed".to_owned()),
+        since: Some(since),
+        last: Some(1000),
+        ..HistoryQuery::default()
+    };
+    let events = client.history(&query).await?;
+    let found = events.iter().map(|e| e.data.value()).find(|data| {
+        data["project"].as_str() == Some(project) && data["id"].as_str() == Some(id)
+    });
+    Ok(found
+        .and_then(|data| data.get("unblocked").cloned())
+        .unwrap_or_else(|| json!([])))
 }

@@ -6,12 +6,11 @@
 //! resume from the same event id, so no event published between two requests is missed.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 
-use super::messages::{SERVER_MAX_WAIT, parse_duration, wire};
+use super::messages::{SERVER_MAX_WAIT, Typed, parse_typed, wire};
 use crate::Ctx;
 use crate::exit;
 
@@ -26,8 +25,8 @@ pub struct WaitArgs {
     #[arg(long, value_name = "ID")]
     since: Option<i64>,
     /// How long to wait in all (e.g. 30s, 10m; default 30s); exit 10 when it ends first.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
-    timeout: Duration,
+    #[arg(long, value_name = "DURATION", value_parser = parse_typed, default_value = "30s")]
+    timeout: Typed,
     /// Print at most N events (the oldest first; default 100).
     #[arg(long, value_name = "N")]
     last: Option<u32>,
@@ -36,7 +35,7 @@ pub struct WaitArgs {
 impl WaitArgs {
     pub async fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let client = ctx.client()?;
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let deadline = tokio::time::Instant::now() + self.timeout.duration;
         // One starting point for every request of the loop.
         let since = match self.since {
             Some(id) => id,
@@ -59,10 +58,7 @@ impl WaitArgs {
                 return Ok(ExitCode::SUCCESS);
             }
             if left <= SERVER_MAX_WAIT {
-                eprintln!(
-                    "koor-cli: no matching event within {}",
-                    humantime::format_duration(self.timeout)
-                );
+                eprintln!("koor-cli: no matching event within {}", self.timeout);
                 return Ok(ExitCode::from(exit::WAIT_TIMEOUT));
             }
         }

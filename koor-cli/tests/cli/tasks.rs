@@ -193,9 +193,9 @@ async fn reopen_unblocked_and_an_empty_plan() {
     let reopened = alice.run(&["tasks", "reopen", "T-2"]).await.json();
     assert_eq!(reopened["status"], "open");
     assert_eq!(reopened["ready"], true);
-    // an open task cannot be reopened: the server's 409 (exit 9)
+    // a done task cannot be reopened: the server's 409 (exit 9)
     alice
-        .run(&["tasks", "reopen", "T-3"])
+        .run(&["tasks", "reopen", "T-1"])
         .await
         .assert_fails(9, "only a failed or cancelled task");
     alice.run(&["tasks", "claim", "T-2"]).await.assert_ok();

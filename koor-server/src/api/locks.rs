@@ -74,7 +74,7 @@ async fn route(
                     if wait > locks::MAX_WAIT {
                         return Err(ApiError::bad_request(format!(
                             "invalid wait: {} is longer than the most a lock waits (60s)",
-                            humantime::format_duration(wait)
+                            holds::as_typed(w)
                         )));
                     }
                     Some(wait)

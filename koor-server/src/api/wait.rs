@@ -60,8 +60,7 @@ pub fn duration_param(q: &Query, name: &str, max: Duration) -> Result<Option<Dur
         .map_err(|e| ApiError::bad_request(format!("invalid {name}: {raw:?}: {e}")))?;
     if d > max {
         return Err(ApiError::bad_request(format!(
-            "invalid {name}: {} is longer than the longest wait ({})",
-            humantime::format_duration(d),
+            "invalid {name}: {raw} is longer than the longest wait ({})",
             humantime::format_duration(max)
         )));
     }

@@ -124,6 +124,16 @@ pub fn parse_duration_value(name: &str, v: &Value) -> Result<Duration> {
     }
 }
 
+/// A duration field as the caller typed it, for messages: `"25h"` stays `25h` (not `1day 1h`), a
+/// number of seconds gets its unit.
+pub fn as_typed(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => format!("{n}s"),
+        other => other.to_string(),
+    }
+}
+
 /// A hold's TTL from an optional body field: the default when absent, else between [`MIN_TTL`]
 /// and [`MAX_TTL`].
 pub fn parse_ttl(v: Option<&Value>, default: Duration) -> Result<Duration> {
@@ -134,7 +144,7 @@ pub fn parse_ttl(v: Option<&Value>, default: Duration) -> Result<Duration> {
     if ttl < MIN_TTL || ttl > MAX_TTL {
         return Err(StoreError::Invalid(format!(
             "invalid ttl: {} is out of range (at least 5s, at most 24h)",
-            humantime::format_duration(ttl)
+            v.map(as_typed).unwrap_or_default()
         )));
     }
     Ok(ttl)
