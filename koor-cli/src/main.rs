@@ -19,6 +19,7 @@ use anyhow::Result;
 use clap::{CommandFactory, Parser};
 use koor_shared::client::Client;
 use koor_shared::config::{self, ClientConfig, Inputs};
+use koor_shared::identity;
 
 use crate::cmd::Command;
 use crate::output::Output;
@@ -31,7 +32,8 @@ Examples:
   koor-cli events subscribe 'api.*'
   KOOR_SERVER=http://build-host:9800 KOOR_TOKEN=T koor-cli instances list --pretty
 
-Configuration (highest first): --server/--token, KOOR_SERVER/KOOR_TOKEN, ./settings.json,
+Configuration (highest first): --server/--token, KOOR_SERVER/KOOR_TOKEN, the server recorded in
+.koor/instance.json (the one this workspace's instance registered with), ./settings.json,
 the user file (koor-cli config path), then http://localhost:9800 without a token.
 
 Exit codes: 0 ok, 1 other failure, 2 usage error, 3 cannot connect to the server,
@@ -82,15 +84,40 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Resolves the client configuration (flags > env > ./settings.json > user file > default).
+    /// Resolves the client configuration (flags > env > the server of .koor/instance.json >
+    /// ./settings.json > user file > default).
     pub fn config(&self) -> Result<ClientConfig> {
-        let inputs = Inputs::from_env(self.flag_server.clone(), self.flag_token.clone());
+        let cwd = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+        self.config_at(&cwd)
+    }
+
+    /// [`Ctx::config`] for a workspace in `dir` (a hook's event names its own directory): the
+    /// identity file is looked for from there.
+    pub fn config_at(&self, dir: &std::path::Path) -> Result<ClientConfig> {
+        let mut inputs = Inputs::from_env(self.flag_server.clone(), self.flag_token.clone());
+        // The server the instance acting here registered with; an unreadable identity file
+        // leaves the choice to the other sources (the command that needs the id says why).
+        let me = identity::resolve(
+            dir,
+            std::env::var(identity::ENV_INSTANCE).ok(),
+            std::env::var(identity::ENV_INSTANCE_TOKEN).ok(),
+        );
+        if let Ok(Some(me)) = me
+            && let (Some(saved), Some((path, _))) = (me.saved(), me.file.as_ref())
+        {
+            inputs.identity = Some((saved.server.clone(), path.clone()));
+        }
         Ok(config::resolve(&inputs)?)
     }
 
     /// A client for the resolved server.
     pub fn client(&self) -> Result<Client> {
         Ok(Client::new(&self.config()?))
+    }
+
+    /// A client for the server of the workspace in `dir`.
+    pub fn client_at(&self, dir: &std::path::Path) -> Result<Client> {
+        Ok(Client::new(&self.config_at(dir)?))
     }
 }
 

@@ -4,12 +4,17 @@
 //!
 //! 1. command-line flags (`--server`, `--token`);
 //! 2. environment: `KOOR_SERVER`, `KOOR_TOKEN`;
-//! 3. the workspace file `./settings.json` (keys `server`, `token`), so each agent's workspace can
+//! 3. (server only) the agent identity `.koor/instance.json` found walking up (see
+//!    [`crate::identity`]): the server the instance acting here registered with, which is the only
+//!    server that knows it. So a git hook run by a GUI client or an IDE, with no `KOOR_SERVER` in
+//!    its environment, still asks the right server. The CLI fills it in ([`Inputs::identity`]);
+//!    the file records no bearer token, so the token goes on to the files below;
+//! 4. the workspace file `./settings.json` (keys `server`, `token`), so each agent's workspace can
 //!    point at its own server; the server reads its own keys from the same file and ignores these;
-//! 4. the user file `$KOOR_CONFIG`, else `$XDG_CONFIG_HOME/koor/config.json`, else
+//! 5. the user file `$KOOR_CONFIG`, else `$XDG_CONFIG_HOME/koor/config.json`, else
 //!    `~/.config/koor/config.json`: where `koor-cli config set` writes, so a setting holds in every
 //!    directory of that user;
-//! 5. the default `http://localhost:9800`, no token.
+//! 6. the default `http://localhost:9800`, no token.
 
 use std::fs;
 use std::io;
@@ -75,6 +80,9 @@ pub struct Inputs {
     pub env_token: Option<String>,
     pub workspace_file: Option<PathBuf>,
     pub user_file: Option<PathBuf>,
+    /// The server recorded in the identity file of the instance acting here, with the file's
+    /// path (below flags and environment, above the settings files).
+    pub identity: Option<(String, PathBuf)>,
 }
 
 impl Inputs {
@@ -92,6 +100,7 @@ impl Inputs {
                     .unwrap_or_else(|_| PathBuf::from(WORKSPACE_FILE)),
             ),
             user_file: user_config_path().ok(),
+            identity: None,
         }
     }
 }
@@ -141,6 +150,8 @@ pub fn resolve(inputs: &Inputs) -> Result<ClientConfig, ConfigError> {
         (s.clone(), Source::Flag)
     } else if let Some(s) = &inputs.env_server {
         (s.clone(), Source::Env("KOOR_SERVER"))
+    } else if let Some((s, path)) = inputs.identity.as_ref().filter(|(s, _)| !s.trim().is_empty()) {
+        (s.clone(), Source::File(path.clone()))
     } else if let Some(found) = from_files("server") {
         found
     } else {
@@ -286,6 +297,16 @@ mod tests {
         inp.env_token = Some("env-token".into());
         let cfg = resolve(&inp).expect("resolves");
         assert_eq!(cfg.server, "http://env:3");
+        assert_eq!(cfg.token.as_deref(), Some("env-token"));
+
+        let identity = dir.path().join(".koor/instance.json");
+        inp.identity = Some(("http://identity:5".into(), identity.clone()));
+        let cfg = resolve(&inp).expect("resolves");
+        assert_eq!(cfg.server, "http://env:3", "the environment wins over the identity");
+        inp.env_server = None;
+        let cfg = resolve(&inp).expect("resolves");
+        assert_eq!(cfg.server, "http://identity:5", "the identity wins over the files");
+        assert_eq!(cfg.server_source, Source::File(identity));
         assert_eq!(cfg.token.as_deref(), Some("env-token"));
 
         inp.flag_server = Some("http://flag:4".into());

@@ -6,6 +6,13 @@
 //! server cannot be reached, or answers an error, they warn on stderr and let the edit through.
 //! A coordination server that is down must never block an agent.
 //!
+//! They ask the server the workspace's instance registered with (`.koor/instance.json`) when
+//! neither `--server` nor `KOOR_SERVER` names one: git clients and IDEs run hooks without the
+//! agent's environment. The project follows the one rule of every command
+//! ([`super::reserve::project_of`]); when no rule tells it, nothing can be checked, and they say
+//! so (the guard on stderr, the hook in its answer, as context for the agent and a message for
+//! the user) rather than letting the edit through in silence.
+//!
 //! The Claude Code hook follows the documented hook protocol
 //! (<https://code.claude.com/docs/en/hooks>): the event arrives as JSON on stdin
 //! (`hook_event_name`, `cwd`, `tool_name`, `tool_input`); to deny, the hook exits 0 and prints
@@ -44,8 +51,7 @@ pub enum GuardCmd {
         after_help = "Example:\n  koor-cli guard pre-commit\n  # in .git/hooks/pre-commit (see `koor-cli guard install`)"
     )]
     PreCommit {
-        /// The project (default: KOOR_PROJECT, the project saved by `register --project`, else
-        /// the repository's directory name).
+        /// The project (default: KOOR_PROJECT, else the project saved by `register --project`).
         #[arg(long)]
         project: Option<String>,
     },
@@ -96,9 +102,14 @@ fn describe(c: &ReservationConflict) -> String {
     )
 }
 
-/// Asks the server about `files` for the workspace; `Err` when it could not answer.
-async fn check(ctx: &Ctx, ws: &Workspace, files: &[String]) -> Result<ReservationCheck> {
-    let client = ctx.client()?;
+/// Said when the project cannot be told: nothing is checked.
+const PROJECT_UNKNOWN: &str = "cannot tell the project of this workspace, so file reservations \
+     were not checked: register here with `koor-cli register NAME --project P`, set KOOR_PROJECT, \
+     or pass --project to the hook";
+
+/// Asks the server of the workspace in `dir` about `files`; `Err` when it could not answer.
+async fn check(ctx: &Ctx, dir: &Path, ws: &Workspace, files: &[String]) -> Result<ReservationCheck> {
+    let client = ctx.client_at(dir)?;
     let me = ws.me.as_ref().map(|m| m.id.as_str());
     let mut all = ReservationCheck {
         ok: true,
@@ -162,8 +173,11 @@ async fn pre_commit(ctx: &Ctx, project: Option<String>) -> Result<ExitCode> {
     if files.is_empty() {
         return done();
     }
-    let ws = Workspace::at(&root, project)?;
-    let answer = match check(ctx, &ws, &files).await {
+    let Some(ws) = Workspace::try_at(&root, project)? else {
+        warn("guard", PROJECT_UNKNOWN);
+        return done();
+    };
+    let answer = match check(ctx, &root, &ws, &files).await {
         Ok(a) => a,
         Err(e) => {
             warn("guard", format!("{e:#}"));
@@ -292,8 +306,24 @@ async fn claude_code(ctx: &Ctx, project: Option<String>) -> Result<ExitCode> {
         .map(PathBuf::from)
         .filter(|d| d.is_dir())
         .unwrap_or_else(cwd);
-    let ws = match Workspace::at(&dir, project) {
-        Ok(ws) => ws,
+    let ws = match Workspace::try_at(&dir, project) {
+        Ok(Some(ws)) => ws,
+        Ok(None) => {
+            // No decision (the usual permission flow goes on), but the agent and the user learn
+            // that the edit was not checked, and how to fix that.
+            warn("hook", PROJECT_UNKNOWN);
+            ctx.out.json(&json!({
+                "systemMessage": format!("Koor: {PROJECT_UNKNOWN}."),
+                "hookSpecificOutput": {
+                    "hookEventName": "PreToolUse",
+                    "additionalContext": format!(
+                        "Koor: {PROJECT_UNKNOWN}. Until then, edits of files other agents have \
+                         reserved are not refused: check `koor-cli reservations` before editing."
+                    ),
+                }
+            }))?;
+            return done();
+        }
         Err(e) => {
             warn("hook", format!("{e:#}"));
             return done();
@@ -307,7 +337,7 @@ async fn claude_code(ctx: &Ctx, project: Option<String>) -> Result<ExitCode> {
     let Some(rel) = ws.project_path(&absolute.to_string_lossy()) else {
         return done(); // outside the project: not ours to judge
     };
-    let answer = match check(ctx, &ws, &[rel]).await {
+    let answer = match check(ctx, &dir, &ws, &[rel]).await {
         Ok(a) => a,
         Err(e) => {
             warn("hook", format!("{e:#}"));

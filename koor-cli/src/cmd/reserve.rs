@@ -20,6 +20,25 @@ use crate::exit;
 /// Environment variable naming the project (below `--project`, above the identity file).
 pub const ENV_PROJECT: &str = "KOOR_PROJECT";
 
+/// Said when no rule tells the project.
+pub const NO_PROJECT: &str = "no project: pass --project P, set KOOR_PROJECT, or register here \
+     with `koor-cli register NAME --project P` (it saves the project in .koor/instance.json)";
+
+/// The one rule every command (reserve, tasks, the guard, the hook...) finds its project by:
+/// `flag` (`--project`), else `KOOR_PROJECT`, else the `project` saved by
+/// `koor-cli register --project P` in the nearest identity file; `None` when none says. No
+/// guessing from a directory's name: a worktree's name is not its project, and a guessed project
+/// would let an edit of a file reserved in the real one through in silence.
+pub fn project_of(flag: Option<String>, me: Option<&Current>) -> Option<String> {
+    flag.or_else(|| std::env::var(ENV_PROJECT).ok())
+        .filter(|p| !p.trim().is_empty())
+        .or_else(|| {
+            me.and_then(|m| m.file.as_ref())
+                .and_then(|(_, saved)| saved.project.clone())
+                .filter(|p| !p.trim().is_empty())
+        })
+}
+
 /// Where a command runs: the project root, the project's name, and the instance acting.
 #[derive(Debug)]
 pub struct Workspace {
@@ -31,35 +50,22 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// The workspace of `cwd`. The project is `flag` (`--project`), else `KOOR_PROJECT`, else the
-    /// `project` saved by `koor-cli register --project P`, else the repository's directory name.
+    /// The workspace of `cwd`, its project found by [`project_of`]; a usage error when none
+    /// tells it.
     pub fn at(cwd: &Path, flag: Option<String>) -> Result<Workspace> {
+        Workspace::try_at(cwd, flag)?.ok_or_else(|| exit::usage(NO_PROJECT))
+    }
+
+    /// [`Workspace::at`], with `None` when the project cannot be told (the guard and the hook
+    /// say so and let the edit through).
+    pub fn try_at(cwd: &Path, flag: Option<String>) -> Result<Option<Workspace>> {
         let root = identity::default_dir(cwd);
         let me = identity::resolve(
             cwd,
             std::env::var(identity::ENV_INSTANCE).ok(),
             std::env::var(identity::ENV_INSTANCE_TOKEN).ok(),
         )?;
-        let saved = me
-            .as_ref()
-            .and_then(|m| m.file.as_ref())
-            .and_then(|(_, saved)| saved.project.clone());
-        let project = flag
-            .or_else(|| std::env::var(ENV_PROJECT).ok())
-            .filter(|p| !p.trim().is_empty())
-            .or(saved.filter(|p| !p.trim().is_empty()))
-            .or_else(|| {
-                root.canonicalize()
-                    .unwrap_or_else(|_| root.clone())
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-            })
-            .ok_or_else(|| {
-                exit::usage(format!(
-                    "no project: give --project, set {ENV_PROJECT}, or register with --project"
-                ))
-            })?;
-        Ok(Workspace { root, project, me })
+        Ok(project_of(flag, me.as_ref()).map(|project| Workspace { root, project, me }))
     }
 
     /// The workspace of the current directory.
@@ -96,8 +102,7 @@ pub struct ReserveArgs {
     /// Why, shown to whoever is refused (the git guard and the Claude Code hook say it).
     #[arg(long)]
     reason: Option<String>,
-    /// The project (default: KOOR_PROJECT, the project saved by `register --project`, else the
-    /// repository's directory name).
+    /// The project (default: KOOR_PROJECT, else the project saved by `register --project`).
     #[arg(long)]
     project: Option<String>,
     /// Act for this instance (default: KOOR_INSTANCE, else .koor/instance.json).
@@ -157,7 +162,12 @@ impl ReservationsArgs {
             self.instance
         };
         let path = match self.path {
-            Some(p) => Some(Workspace::here(None)?.project_path(&p).unwrap_or(p)),
+            // Only the root matters here: a path outside it is sent as given.
+            Some(p) => {
+                let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+                let root = identity::default_dir(&cwd);
+                Some(paths::relative_to(&root, &p).unwrap_or(p))
+            }
             None => None,
         };
         let list = ctx

@@ -16,6 +16,7 @@ use koor_shared::client::{Client, HistoryQuery, TaskFilter};
 use serde_json::{Value, json};
 
 use super::done;
+use super::reserve::{NO_PROJECT, project_of};
 use crate::Ctx;
 use crate::exit::usage;
 use crate::input::ValueArgs;
@@ -183,24 +184,10 @@ pub enum TasksCmd {
 }
 
 impl TasksArgs {
-    /// The board's project: --project, KOOR_PROJECT, the saved identity's project.
+    /// The board's project, by the rule every command follows ([`project_of`]).
     fn project(&self, ctx: &Ctx) -> Result<String> {
-        if let Some(p) = self.project.as_ref().filter(|p| !p.is_empty()) {
-            return Ok(p.clone());
-        }
-        if let Some(p) = std::env::var("KOOR_PROJECT").ok().filter(|p| !p.is_empty()) {
-            return Ok(p);
-        }
-        let saved = ctx
-            .me()
-            .ok()
-            .flatten()
-            .and_then(|me| me.file.and_then(|(_, id)| id.project));
-        saved.ok_or_else(|| {
-            usage(
-                "no project: pass --project P, set KOOR_PROJECT, or register with --project P here",
-            )
-        })
+        let me = ctx.me().ok().flatten();
+        project_of(self.project.clone(), me.as_ref()).ok_or_else(|| usage(NO_PROJECT))
     }
 
     pub async fn run(self, ctx: &Ctx) -> Result<ExitCode> {
