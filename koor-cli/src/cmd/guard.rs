@@ -35,11 +35,11 @@ use super::reserve::Workspace;
 use crate::Ctx;
 
 /// Says that a hook file is ours (and may be replaced without --force).
-const MARKER: &str = "# koor-cli guard: file reservations";
+pub(super) const MARKER: &str = "# koor-cli guard: file reservations";
 /// Most files one check asks about (the server's limit).
 const CHECK_CHUNK: usize = 256;
 /// The tools whose calls edit a file.
-const EDIT_TOOLS: [&str; 4] = ["Edit", "Write", "MultiEdit", "NotebookEdit"];
+pub(super) const EDIT_TOOLS: [&str; 4] = ["Edit", "Write", "MultiEdit", "NotebookEdit"];
 /// Largest hook event read from stdin (a Write carries the whole file).
 const MAX_EVENT_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -126,7 +126,7 @@ async fn check(ctx: &Ctx, dir: &Path, ws: &Workspace, files: &[String]) -> Resul
 }
 
 /// Runs git in `dir`; stdout on success.
-fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>> {
+pub(super) fn git(dir: &Path, args: &[&str]) -> Result<Vec<u8>> {
     let out = std::process::Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -202,7 +202,7 @@ async fn pre_commit(ctx: &Ctx, project: Option<String>) -> Result<ExitCode> {
 
 /// The hook script: runs the guard with this binary (or `koor-cli` on PATH), and lets the
 /// commit through with a warning when neither is there.
-fn hook_script() -> String {
+pub(super) fn hook_script() -> String {
     let exe = std::env::current_exe()
         .ok()
         .map(|p| p.display().to_string())

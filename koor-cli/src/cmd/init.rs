@@ -10,9 +10,19 @@
 //!   the agent how to work with Koor, with the exact commands. Only the text between the markers
 //!   is ever replaced; the rest of the file is left byte for byte.
 //!
+//! and, by default, what makes file reservations hold (instructions alone do not):
+//!
+//! - for Claude Code, the `PreToolUse` hook entry in `.claude/settings.json` that runs
+//!   `koor-cli hook claude-code` before every edit (`--no-claude-hook` skips it). It is added
+//!   after the file's own hooks; a file that already runs the hook is left as it is;
+//! - in a git repository, the pre-commit hook of `koor-cli guard install` (`--no-git-guard` skips
+//!   it). A pre-commit hook that is not Koor's is never replaced without `--force`: the run stops
+//!   and says what it found and how to go on.
+//!
 //! Nothing is written until every file has been read and planned, so a file that cannot be
 //! updated (say, an MCP config with comments) stops the run before anything changes. A file whose
-//! new content equals the old is not rewritten. `--dry-run` prints the plan with each new content.
+//! new content equals the old is not rewritten. `--dry-run` prints the plan for a person to read:
+//! what happens to each file, then each new content as it would be written.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -25,6 +35,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::json;
 
 use super::done;
+use super::guard::{EDIT_TOOLS, MARKER, git, hook_script};
 use super::mcp::{Ide, TOKEN_ENV, TokenMode, snippet_text};
 use crate::Ctx;
 use crate::exit::usage;
@@ -75,7 +86,16 @@ pub struct InitArgs {
     /// Write the token itself into the MCP config instead of the IDE's variable for it.
     #[arg(long)]
     inline_token: bool,
-    /// Print what would be written (each file's new content) and write nothing.
+    /// Do not add the Claude Code hook that refuses edits of files others reserved.
+    #[arg(long)]
+    no_claude_hook: bool,
+    /// Do not install the git pre-commit guard that refuses commits of files others reserved.
+    #[arg(long)]
+    no_git_guard: bool,
+    /// Replace a pre-commit hook that is not Koor's.
+    #[arg(long)]
+    force: bool,
+    /// Print the plan (what happens to each file, then its new content) and write nothing.
     #[arg(long)]
     dry_run: bool,
 }
@@ -90,17 +110,49 @@ struct Planned {
     after: String,
     /// Keep it readable by its owner only (it holds a token).
     private: bool,
+    /// Make it executable (a git hook).
+    executable: bool,
+    /// It replaces a file that was not ours (`--force`).
+    foreign: bool,
 }
 
 impl Planned {
+    fn new(shown: String, path: PathBuf, before: Option<String>, after: String) -> Planned {
+        Planned {
+            shown,
+            path,
+            before,
+            after,
+            private: false,
+            executable: false,
+            foreign: false,
+        }
+    }
+
     fn action(&self) -> &'static str {
         match &self.before {
             None => "created",
             Some(b) if *b == self.after => "unchanged",
+            Some(_) if self.foreign => "replaced",
             Some(_) => "updated",
         }
     }
+
+    /// The verb of the dry run's plan.
+    fn verb(&self) -> &'static str {
+        match self.action() {
+            "created" => "create",
+            "updated" => "update",
+            "replaced" => "replace",
+            _ => "unchanged",
+        }
+    }
 }
+
+/// The command the Claude Code hook entry runs (`koor-cli` on PATH, as in the instructions).
+pub const CLAUDE_HOOK_COMMAND: &str = "koor-cli hook claude-code";
+/// Where Claude Code reads a project's shared settings.
+const CLAUDE_SETTINGS: &str = ".claude/settings.json";
 
 impl InitArgs {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
@@ -145,36 +197,192 @@ impl InitArgs {
         for doc in docs {
             plan.push(plan_section(&workspace, doc, &section)?);
         }
-
-        if !self.dry_run {
-            std::fs::create_dir_all(&workspace)
-                .with_context(|| format!("cannot create {}", workspace.display()))?;
-            for p in plan.iter().filter(|p| p.action() != "unchanged") {
-                write_file(&p.path, &p.after, p.private)?;
+        let mut skipped = Vec::new();
+        if ides.contains(&Ide::Claude) && !self.no_claude_hook {
+            plan.push(plan_claude_hook(&workspace)?);
+        }
+        if !self.no_git_guard {
+            match plan_git_guard(&workspace, self.force)? {
+                Ok(p) => plan.push(p),
+                Err(why) => skipped.push(json!({"what": "git guard", "why": why})),
             }
+        }
+
+        let hints: Vec<&str> = if mode == TokenMode::Variable {
+            ides.iter().map(|i| i.token_hint()).collect()
+        } else {
+            Vec::new()
+        };
+        if self.dry_run {
+            print_plan(ctx, &workspace, &plan, &skipped, &hints)?;
+            return done();
+        }
+        std::fs::create_dir_all(&workspace)
+            .with_context(|| format!("cannot create {}", workspace.display()))?;
+        for p in plan.iter().filter(|p| p.action() != "unchanged") {
+            write_file(p)?;
         }
 
         let files: Vec<_> = plan
             .iter()
-            .map(|p| {
-                let mut f = json!({"path": p.shown, "action": p.action()});
-                if self.dry_run && p.action() != "unchanged" {
-                    f["content"] = json!(p.after);
-                }
-                f
-            })
+            .map(|p| json!({"path": p.shown, "action": p.action()}))
             .collect();
         let mut answer = json!({
             "workspace": workspace.display().to_string(),
-            "dry_run": self.dry_run,
+            "dry_run": false,
             "files": files,
         });
-        if mode == TokenMode::Variable {
-            answer["token"] = json!(ides.iter().map(|i| i.token_hint()).collect::<Vec<_>>());
+        if !skipped.is_empty() {
+            answer["skipped"] = json!(skipped);
+        }
+        if !hints.is_empty() {
+            answer["token"] = json!(hints);
         }
         ctx.out.json(&answer)?;
         done()
     }
+}
+
+/// The dry run's plan, for a person: one line per file, what is skipped and why, then each new
+/// content as it would be written.
+fn print_plan(
+    ctx: &Ctx,
+    workspace: &Path,
+    plan: &[Planned],
+    skipped: &[serde_json::Value],
+    hints: &[&str],
+) -> Result<()> {
+    let width = plan.iter().map(|p| p.verb().len()).max().unwrap_or(0);
+    let mut text = format!(
+        "koor-cli init --dry-run: nothing written. The plan for {}:\n\n",
+        workspace.display()
+    );
+    for p in plan {
+        text.push_str(&format!("{:<width$} {}\n", p.verb(), p.shown));
+    }
+    for s in skipped {
+        text.push_str(&format!(
+            "{:<width$} {}: {}\n",
+            "skip",
+            s["what"].as_str().unwrap_or_default(),
+            s["why"].as_str().unwrap_or_default()
+        ));
+    }
+    for hint in hints {
+        text.push_str(&format!("\nnote: {hint}\n"));
+    }
+    for p in plan.iter().filter(|p| p.action() != "unchanged") {
+        text.push_str(&format!("\n--- {} ({}) ---\n{}", p.shown, p.action(), p.after));
+        if !p.after.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    Ok(ctx.out.raw(text.as_bytes())?)
+}
+
+/// `.claude/settings.json` with the `PreToolUse` entry that runs the hook before every edit,
+/// added after the file's own entries. A file that already runs `hook claude-code` is kept as is.
+fn plan_claude_hook(workspace: &Path) -> Result<Planned> {
+    let path = workspace.join(CLAUDE_SETTINGS);
+    let before = read_existing(&path)?;
+    let entry: Json = serde_json::from_value(json!({
+        "matcher": EDIT_TOOLS.join("|"),
+        "hooks": [{"type": "command", "command": CLAUDE_HOOK_COMMAND}],
+    }))
+    .context("hook entry")?;
+    let mut doc = match &before {
+        None => Json::Obj(Vec::new()),
+        Some(text) => serde_json::from_str::<Json>(text)
+            .ok()
+            .filter(|d| matches!(d, Json::Obj(_)))
+            .ok_or_else(|| {
+                anyhow!(
+                    "cannot update {}: it is not a plain JSON object; add the hook by hand \
+                     (`koor-cli hook claude-code --help` shows the entry), then re-run, or re-run \
+                     with --no-claude-hook",
+                    path.display()
+                )
+            })?,
+    };
+    if let Some(text) = &before
+        && runs_claude_hook(&doc)
+    {
+        return Ok(Planned::new(CLAUDE_SETTINGS.into(), path, before.clone(), text.clone()));
+    }
+    let Json::Obj(top) = &mut doc else {
+        unreachable!("checked above")
+    };
+    if !top.iter().any(|(k, _)| k == "hooks") {
+        top.push(("hooks".into(), Json::Obj(Vec::new())));
+    }
+    let Some((_, Json::Obj(hooks))) = top.iter_mut().find(|(k, _)| k == "hooks") else {
+        return Err(anyhow!("{}: \"hooks\" is not an object", path.display()));
+    };
+    if !hooks.iter().any(|(k, _)| k == "PreToolUse") {
+        hooks.push(("PreToolUse".into(), Json::Arr(Vec::new())));
+    }
+    let Some((_, Json::Arr(entries))) = hooks.iter_mut().find(|(k, _)| k == "PreToolUse") else {
+        return Err(anyhow!(
+            "{}: \"hooks.PreToolUse\" is not an array",
+            path.display()
+        ));
+    };
+    entries.push(entry);
+    let mut after = serde_json::to_string_pretty(&doc).context("cannot format JSON")?;
+    after.push('\n');
+    Ok(Planned::new(CLAUDE_SETTINGS.into(), path, before, after))
+}
+
+/// Whether a Claude Code settings document already runs `koor-cli hook claude-code` (ours, or a
+/// user's own line for it, with another path to the binary or flags).
+fn runs_claude_hook(doc: &Json) -> bool {
+    let Some(Json::Arr(entries)) = doc.get("hooks").and_then(|h| h.get("PreToolUse")) else {
+        return false;
+    };
+    entries.iter().any(|e| match e.get("hooks") {
+        Some(Json::Arr(hooks)) => hooks.iter().any(|h| {
+            matches!(h.get("command"), Some(Json::Str(c)) if c.contains("hook claude-code"))
+        }),
+        _ => false,
+    })
+}
+
+/// The git pre-commit guard (`koor-cli guard install`'s hook) of the repository holding
+/// `workspace`; `Ok(Err(why))` when there is none to install it in. A hook that is not Koor's
+/// stops the run unless `force`.
+fn plan_git_guard(workspace: &Path, force: bool) -> Result<Result<Planned, String>> {
+    if !workspace.is_dir() {
+        return Ok(Err("the workspace does not exist yet (run init again after git init)".into()));
+    }
+    let hooks = match git(workspace, &["rev-parse", "--git-path", "hooks"]) {
+        Ok(out) => String::from_utf8_lossy(&out).trim().to_owned(),
+        Err(_) => return Ok(Err("not in a git repository".into())),
+    };
+    let shown = Path::new(&hooks).join("pre-commit").display().to_string();
+    let path = workspace.join(&shown);
+    let before = read_existing(&path)?;
+    let foreign = before.as_ref().is_some_and(|text| !text.contains(MARKER));
+    if foreign && !force {
+        let found = before
+            .as_deref()
+            .and_then(|text| {
+                text.lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && !l.starts_with('#'))
+            })
+            .map(|l| format!(" (it runs `{l}`)"))
+            .unwrap_or_default();
+        return Err(anyhow!(
+            "{} exists and is not Koor's{found}: nothing written. Re-run with --force to replace \
+             it, with --no-git-guard to leave it alone, or add `koor-cli guard pre-commit` to it \
+             yourself",
+            path.display()
+        ));
+    }
+    let mut planned = Planned::new(shown, path, before, hook_script());
+    planned.executable = true;
+    planned.foreign = foreign;
+    Ok(Ok(planned))
 }
 
 /// The MCP config of `ide` in `workspace` with the `koor` entry set.
@@ -204,26 +412,17 @@ fn plan_mcp(workspace: &Path, ide: Ide, server: &str, mode: TokenMode<'_>) -> Re
             // Same content as before: keep the file's own formatting.
             let unchanged = serde_json::from_str::<Json>(text).ok().as_ref() == Some(&doc);
             if unchanged {
-                return Ok(Planned {
-                    shown,
-                    path,
-                    after: text.clone(),
-                    before,
-                    private: false,
-                });
+                let after = text.clone();
+                return Ok(Planned::new(shown, path, before, after));
             }
             doc
         }
     };
     let mut after = serde_json::to_string_pretty(&doc).context("cannot format JSON")?;
     after.push('\n');
-    Ok(Planned {
-        shown,
-        path,
-        before,
-        after,
-        private: matches!(mode, TokenMode::Inline(_)),
-    })
+    let mut planned = Planned::new(shown, path, before, after);
+    planned.private = matches!(mode, TokenMode::Inline(_));
+    Ok(planned)
 }
 
 fn ide_arg(ide: Ide) -> &'static str {
@@ -294,13 +493,7 @@ fn plan_section(workspace: &Path, doc: &str, section: &str) -> Result<Planned> {
             replace_section(text, section).map_err(|e| anyhow!("{}: {e}", path.display()))?
         }
     };
-    Ok(Planned {
-        shown: doc.to_owned(),
-        path,
-        before,
-        after,
-        private: false,
-    })
+    Ok(Planned::new(doc.to_owned(), path, before, after))
 }
 
 /// `text` with its marked section replaced by `section` (which ends with a newline), or with
@@ -402,7 +595,9 @@ on failure (409: someone else holds it). `koor-cli status` checks that the serve
   finished, `koor-cli tasks release ID` when you stop without finishing.
 - Reserve files before you edit them: `koor-cli reserve PATHS...` (globs such as `src/auth/**`
   work). A conflict names the agent that holds them: choose other work or message that agent.
-  `koor-cli release` frees your reservations when you are done.
+  `koor-cli release` frees your reservations when you are done. Edits and commits of files
+  another agent reserved are refused (a Claude Code hook, a git pre-commit hook); the refusal
+  names the holder: do not work around it.
 - Tell the others what you changed that they depend on (an API, a schema, shared config):
   `koor-cli events publish {project_word}.changed --data '{{"summary":"...","paths":["..."]}}'`.
 - Ask another agent with `koor-cli send NAME ...`; wait for news with `koor-cli inbox --wait` or
@@ -424,8 +619,9 @@ fn read_existing(path: &Path) -> Result<Option<String>> {
     }
 }
 
-/// Writes `text` to `path` through a temporary file and a rename, creating its directory.
-fn write_file(path: &Path, text: &str, private: bool) -> Result<()> {
+/// Writes a planned file through a temporary file and a rename, creating its directory.
+fn write_file(p: &Planned) -> Result<()> {
+    let (path, text, private) = (p.path.as_path(), p.after.as_str(), p.private);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -438,6 +634,8 @@ fn write_file(path: &Path, text: &str, private: bool) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let mode = if private {
             Some(0o600)
+        } else if p.executable {
+            Some(0o755)
         } else {
             // Keep the mode of the file being replaced.
             std::fs::metadata(path)

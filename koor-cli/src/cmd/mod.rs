@@ -228,9 +228,9 @@ pub enum Command {
     )]
     McpConfig(mcp::McpArgs),
 
-    /// Set up a workspace for an agent: the IDE's MCP config and a Koor section in AGENTS.md/CLAUDE.md.
+    /// Set up a workspace for an agent: MCP config, AGENTS.md/CLAUDE.md, the Claude Code hook, the git guard.
     #[command(
-        after_help = "Example:\n  koor-cli init\n  koor-cli init --ide claude --workspace ../web --name web-agent --project shop --dry-run\n\nRe-running it is safe: it replaces only the koor entry of each MCP config and the section\nbetween <!-- koor:begin ... --> and <!-- koor:end --> in AGENTS.md/CLAUDE.md."
+        after_help = "Example:\n  koor-cli init\n  koor-cli init --ide claude --workspace ../web --name web-agent --project shop --dry-run\n\nRe-running it is safe: it replaces only the koor entry of each MCP config and the section\nbetween <!-- koor:begin ... --> and <!-- koor:end --> in AGENTS.md/CLAUDE.md, adds the hook\nentry to .claude/settings.json only when it is missing, and never replaces a pre-commit hook\nthat is not Koor's without --force (--no-claude-hook and --no-git-guard skip them)."
     )]
     Init(init::InitArgs),
 
