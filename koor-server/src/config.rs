@@ -20,7 +20,9 @@ use crate::logging::parse_level;
                   Config file keys: bind, dashboard_bind, data_dir, auth_token, log_level, log_dir,\n\
                   stale_after, event_retention, allowed_origins, require_instance_token,\n\
                   audit_retention, webhook_timeout, webhook_max_failures, allowed_hosts,\n\
-                  max_connections, request_timeout, cache_size."
+                  max_connections, request_timeout, cache_size.\n\n\
+                  Restore a backup (from `koor-cli backup` or GET /api/backup) with the server stopped:\n\
+                  koor-server restore FILE --data-dir DIR   (see koor-server restore --help)"
 )]
 pub struct Args {
     /// API listen address [env: KOOR_BIND] [default: localhost:9800]
@@ -29,7 +31,7 @@ pub struct Args {
     /// Dashboard listen address; empty disables it [env: KOOR_DASHBOARD_BIND] [default: localhost:9847]
     #[arg(long, value_name = "HOST:PORT")]
     pub dashboard_bind: Option<String>,
-    /// Directory holding data.db (must exist and be writable) [env: KOOR_DATA_DIR] [default: .]
+    /// Directory holding data.db, created (mode 0700) when missing [env: KOOR_DATA_DIR] [default: .]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<String>,
     /// Bearer token required on every route but /health; empty = no auth [env: KOOR_AUTH_TOKEN]

@@ -431,3 +431,29 @@ fn restore_refuses_while_a_server_runs_then_puts_the_backup_in_place() {
         start(server(target.path()).args(["--bind", "127.0.0.1:0", "--dashboard-bind", ""]));
     assert_eq!(terminate(&mut again), 0);
 }
+
+/// `--help` says what the server does with a missing data dir (creates it) and names `restore`.
+#[test]
+fn help_names_restore_and_says_the_data_dir_is_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = server(dir.path())
+        .arg("--help")
+        .stdout(Stdio::piped())
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(!help.contains("must exist"), "{help}");
+    assert!(help.contains("created (mode 0700) when missing"), "{help}");
+    assert!(
+        help.contains("koor-server restore FILE --data-dir DIR"),
+        "{help}"
+    );
+    let out = server(dir.path())
+        .args(["restore", "--help"])
+        .stdout(Stdio::piped())
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--data-dir"));
+}

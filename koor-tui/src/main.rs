@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use koor_shared::config::{Inputs, resolve};
 use koor_tui::Options;
 
@@ -32,7 +32,14 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // The keys go after the flags in --help, from the tables the console draws.
+    let matches = Args::command()
+        .after_help(koor_tui::ui::keys_help())
+        .get_matches();
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
     let config = match resolve(&Inputs::from_env(args.server, args.token)) {
         Ok(c) => c,
         Err(e) => {

@@ -243,6 +243,36 @@ fn draw_status(app: &App, f: &mut Frame, area: Rect, theme: &Theme) {
     f.render_widget(Paragraph::new(line), area);
 }
 
+/// The keys of the console as text, for `koor-tui --help`: those of every view, then each view's
+/// own (as its help overlay lists them), from the same tables the console draws.
+pub fn keys_help() -> String {
+    use crate::views::{
+        events::EventsView, instances::InstancesView, logs::LogsView, state::StateView,
+        work::WorkView,
+    };
+    let mut text = String::from("Keys (? in the console shows those of the current view):\n");
+    let line = |text: &mut String, (k, what): KeyHelp| {
+        text.push_str(&format!("  {k:<11} {what}\n"));
+    };
+    for key in GLOBAL_KEYS {
+        line(&mut text, key);
+    }
+    for view in ViewId::ALL {
+        let keys = match view {
+            ViewId::Events => EventsView::default().keys(),
+            ViewId::State => StateView::default().keys(),
+            ViewId::Instances => InstancesView::default().keys(false),
+            ViewId::Logs => LogsView::default().keys(),
+            ViewId::Work => WorkView::default().keys(false),
+        };
+        text.push_str(&format!("{} view:\n", view.name()));
+        for key in keys {
+            line(&mut text, key);
+        }
+    }
+    text
+}
+
 fn view_keys(app: &App) -> Vec<KeyHelp> {
     match app.view {
         ViewId::Events => app.events.keys(),

@@ -6,6 +6,7 @@
 mod harness;
 
 mod config;
+mod docs;
 mod enforcement;
 mod errors;
 mod events;
