@@ -150,7 +150,11 @@ pub fn resolve(inputs: &Inputs) -> Result<ClientConfig, ConfigError> {
         (s.clone(), Source::Flag)
     } else if let Some(s) = &inputs.env_server {
         (s.clone(), Source::Env("KOOR_SERVER"))
-    } else if let Some((s, path)) = inputs.identity.as_ref().filter(|(s, _)| !s.trim().is_empty()) {
+    } else if let Some((s, path)) = inputs
+        .identity
+        .as_ref()
+        .filter(|(s, _)| !s.trim().is_empty())
+    {
         (s.clone(), Source::File(path.clone()))
     } else if let Some(found) = from_files("server") {
         found
@@ -302,10 +306,16 @@ mod tests {
         let identity = dir.path().join(".koor/instance.json");
         inp.identity = Some(("http://identity:5".into(), identity.clone()));
         let cfg = resolve(&inp).expect("resolves");
-        assert_eq!(cfg.server, "http://env:3", "the environment wins over the identity");
+        assert_eq!(
+            cfg.server, "http://env:3",
+            "the environment wins over the identity"
+        );
         inp.env_server = None;
         let cfg = resolve(&inp).expect("resolves");
-        assert_eq!(cfg.server, "http://identity:5", "the identity wins over the files");
+        assert_eq!(
+            cfg.server, "http://identity:5",
+            "the identity wins over the files"
+        );
         assert_eq!(cfg.server_source, Source::File(identity));
         assert_eq!(cfg.token.as_deref(), Some("env-token"));
 

@@ -108,7 +108,12 @@ const PROJECT_UNKNOWN: &str = "cannot tell the project of this workspace, so fil
      or pass --project to the hook";
 
 /// Asks the server of the workspace in `dir` about `files`; `Err` when it could not answer.
-async fn check(ctx: &Ctx, dir: &Path, ws: &Workspace, files: &[String]) -> Result<ReservationCheck> {
+async fn check(
+    ctx: &Ctx,
+    dir: &Path,
+    ws: &Workspace,
+    files: &[String],
+) -> Result<ReservationCheck> {
     let client = ctx.client_at(dir)?;
     let me = ws.me.as_ref().map(|m| m.id.as_str());
     let mut all = ReservationCheck {

@@ -272,7 +272,12 @@ fn print_plan(
         text.push_str(&format!("\nnote: {hint}\n"));
     }
     for p in plan.iter().filter(|p| p.action() != "unchanged") {
-        text.push_str(&format!("\n--- {} ({}) ---\n{}", p.shown, p.action(), p.after));
+        text.push_str(&format!(
+            "\n--- {} ({}) ---\n{}",
+            p.shown,
+            p.action(),
+            p.after
+        ));
         if !p.after.ends_with('\n') {
             text.push('\n');
         }
@@ -307,7 +312,12 @@ fn plan_claude_hook(workspace: &Path) -> Result<Planned> {
     if let Some(text) = &before
         && runs_claude_hook(&doc)
     {
-        return Ok(Planned::new(CLAUDE_SETTINGS.into(), path, before.clone(), text.clone()));
+        return Ok(Planned::new(
+            CLAUDE_SETTINGS.into(),
+            path,
+            before.clone(),
+            text.clone(),
+        ));
     }
     let Json::Obj(top) = &mut doc else {
         unreachable!("checked above")
@@ -340,9 +350,9 @@ fn runs_claude_hook(doc: &Json) -> bool {
         return false;
     };
     entries.iter().any(|e| match e.get("hooks") {
-        Some(Json::Arr(hooks)) => hooks.iter().any(|h| {
-            matches!(h.get("command"), Some(Json::Str(c)) if c.contains("hook claude-code"))
-        }),
+        Some(Json::Arr(hooks)) => hooks.iter().any(
+            |h| matches!(h.get("command"), Some(Json::Str(c)) if c.contains("hook claude-code")),
+        ),
         _ => false,
     })
 }
@@ -352,7 +362,9 @@ fn runs_claude_hook(doc: &Json) -> bool {
 /// stops the run unless `force`.
 fn plan_git_guard(workspace: &Path, force: bool) -> Result<Result<Planned, String>> {
     if !workspace.is_dir() {
-        return Ok(Err("the workspace does not exist yet (run init again after git init)".into()));
+        return Ok(Err(
+            "the workspace does not exist yet (run init again after git init)".into(),
+        ));
     }
     let hooks = match git(workspace, &["rev-parse", "--git-path", "hooks"]) {
         Ok(out) => String::from_utf8_lossy(&out).trim().to_owned(),

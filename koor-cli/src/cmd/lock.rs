@@ -80,8 +80,8 @@ impl LockCmd {
                 let wait = wait.map(|w| w.duration).filter(|w| !w.is_zero());
                 let deadline = wait.map(|w| tokio::time::Instant::now() + w);
                 let lock = loop {
-                    let left = deadline
-                        .map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+                    let left =
+                        deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
                     let chunk = left.map(|l| wire(l.min(SERVER_MAX_LOCK_WAIT)));
                     match client
                         .lock_acquire(

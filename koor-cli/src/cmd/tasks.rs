@@ -123,7 +123,9 @@ pub enum TasksCmd {
     },
 
     /// Mark a claimed task done; prints it with `unblocked`, the tasks that became ready.
-    #[command(after_help = "Example:\n  koor-cli tasks done T-3 --result '{\"pr\":42}'\n  # {\"id\":\"T-3\",\"status\":\"done\",...,\"unblocked\":[\"T-5\"]}")]
+    #[command(
+        after_help = "Example:\n  koor-cli tasks done T-3 --result '{\"pr\":42}'\n  # {\"id\":\"T-3\",\"status\":\"done\",...,\"unblocked\":[\"T-5\"]}"
+    )]
     Done {
         /// The task id.
         id: String,
@@ -390,9 +392,10 @@ async fn unblocked(client: &Client, since: i64, project: &str, id: &str) -> Resu
         ..HistoryQuery::default()
     };
     let events = client.history(&query).await?;
-    let found = events.iter().map(|e| e.data.value()).find(|data| {
-        data["project"].as_str() == Some(project) && data["id"].as_str() == Some(id)
-    });
+    let found = events
+        .iter()
+        .map(|e| e.data.value())
+        .find(|data| data["project"].as_str() == Some(project) && data["id"].as_str() == Some(id));
     Ok(found
         .and_then(|data| data.get("unblocked").cloned())
         .unwrap_or_else(|| json!([])))

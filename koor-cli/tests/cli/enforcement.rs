@@ -49,7 +49,10 @@ async fn the_identity_files_server_is_used_when_nothing_else_names_one() {
     let commit = git(&repo, &["commit", "-q", "-m", "auth"], None);
     let said = String::from_utf8_lossy(&commit.stderr);
     assert!(!commit.status.success(), "the commit was refused: {said}");
-    assert!(said.contains("alice") && said.contains("refactoring auth"), "{said}");
+    assert!(
+        said.contains("alice") && said.contains("refactoring auth"),
+        "{said}"
+    );
 
     // A flag (or KOOR_SERVER) still wins over the file.
     let down = format!("http://127.0.0.1:{}", dead_port());
@@ -86,7 +89,10 @@ async fn without_a_project_the_hook_and_the_guard_say_so() {
     let answer = out.json();
     let hook = &answer["hookSpecificOutput"];
     assert_eq!(hook["hookEventName"], "PreToolUse", "{answer}");
-    assert!(hook["permissionDecision"].is_null(), "no decision: {answer}");
+    assert!(
+        hook["permissionDecision"].is_null(),
+        "no decision: {answer}"
+    );
     let context = hook["additionalContext"].as_str().expect("a message");
     assert!(
         context.contains("not checked") && context.contains("--project"),

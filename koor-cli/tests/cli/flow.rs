@@ -19,7 +19,15 @@ async fn agent(url: &str, name: &str) -> Cli {
     git(&repo, &["init", "-q", "-b", "main"], None).assert_git();
     let init = cli
         .run(&[
-            "--server", url, "init", "--ide", "claude", "--project", "shop", "--name", name,
+            "--server",
+            url,
+            "init",
+            "--ide",
+            "claude",
+            "--project",
+            "shop",
+            "--name",
+            name,
         ])
         .await
         .json();
@@ -103,7 +111,10 @@ async fn two_repositories_init_claims_a_reservation_and_messages() {
     // bob's Edit of a reserved file: denied by the hook init wrote.
     write(&bob_repo, "src/auth/login.rs", "fn login() {}\n");
     let reason = assert_denied(&claude_code_edit(&bob, &bob_repo).await);
-    assert!(reason.contains("alice") && reason.contains("T-1: auth"), "{reason}");
+    assert!(
+        reason.contains("alice") && reason.contains("T-1: auth"),
+        "{reason}"
+    );
 
     // bob's own files commit; the reserved one is refused by the guard init installed.
     write(&bob_repo, "docs/guide.md", "# Guide\n");
@@ -113,7 +124,10 @@ async fn two_repositories_init_claims_a_reservation_and_messages() {
     let refused = git(&bob_repo, &["commit", "-q", "-m", "auth"], None);
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "refused: {said}");
-    assert!(said.contains("src/auth/login.rs") && said.contains("alice"), "{said}");
+    assert!(
+        said.contains("src/auth/login.rs") && said.contains("alice"),
+        "{said}"
+    );
 
     // bob asks alice, who sleeps until spoken to.
     let mut alice_waits = alice.spawn(&["inbox", "--wait", "5m"]);
@@ -136,7 +150,11 @@ async fn two_repositories_init_claims_a_reservation_and_messages() {
 
     // alice finishes, lets go and answers; bob wakes to the answer.
     let done = alice.run(&["tasks", "done", "T-1"]).await.json();
-    assert_eq!(done["unblocked"], serde_json::json!([]), "T-3 still waits for T-2");
+    assert_eq!(
+        done["unblocked"],
+        serde_json::json!([]),
+        "T-3 still waits for T-2"
+    );
     alice.run(&["release", "--all"]).await.assert_ok();
     let mut bob_waits = bob.spawn(&["inbox", "--wait", "5m"]);
     until_waiters(&server, 1).await;

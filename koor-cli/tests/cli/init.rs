@@ -98,10 +98,20 @@ async fn init_twice_changes_only_its_own_parts() {
     dry.assert_ok();
     assert_eq!(snapshot(&ws), untouched, "a dry run writes nothing");
     let plan = dry.text();
-    for line in ["update AGENTS.md", "create CLAUDE.md", "create .claude/settings.json"] {
-        assert!(plan.lines().any(|l| l.starts_with(line)), "{line:?} in {plan}");
+    for line in [
+        "update AGENTS.md",
+        "create CLAUDE.md",
+        "create .claude/settings.json",
+    ] {
+        assert!(
+            plan.lines().any(|l| l.starts_with(line)),
+            "{line:?} in {plan}"
+        );
     }
-    assert!(plan.contains("koor-cli register web --project shop"), "{plan}");
+    assert!(
+        plan.contains("koor-cli register web --project shop"),
+        "{plan}"
+    );
 
     let first = cli
         .run(&["init", "--workspace", ws_arg, "--project", "shop"])
@@ -314,7 +324,9 @@ async fn init_writes_the_claude_code_hook_and_the_git_guard() {
     let settings: Value =
         serde_json::from_str(&read(&ws.join(".claude/settings.json"))).expect("json");
     assert_eq!(settings["permissions"]["allow"][0], "Bash(make:*)");
-    let pre = settings["hooks"]["PreToolUse"].as_array().expect("PreToolUse");
+    let pre = settings["hooks"]["PreToolUse"]
+        .as_array()
+        .expect("PreToolUse");
     assert_eq!(pre.len(), 2, "{settings}");
     assert_eq!(pre[0]["hooks"][0]["command"], "./lint.sh");
     assert_eq!(pre[1]["matcher"], "Edit|Write|MultiEdit|NotebookEdit");

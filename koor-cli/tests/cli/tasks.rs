@@ -174,7 +174,10 @@ async fn reopen_unblocked_and_an_empty_plan() {
         {"title": "test", "depends_on": ["#0"]},
         {"title": "ship", "depends_on": ["#1", "#2"]}
     ]"##;
-    let created = planner.run_with_stdin(&["tasks", "add"], plan.as_bytes()).await.json();
+    let created = planner
+        .run_with_stdin(&["tasks", "add"], plan.as_bytes())
+        .await
+        .json();
     assert_eq!(ids(&created), ["T-1", "T-2", "T-3", "T-4"]);
 
     // done says which tasks it made ready (not T-4: it still waits for T-2 and T-3)
@@ -182,7 +185,11 @@ async fn reopen_unblocked_and_an_empty_plan() {
     alice.run(&["tasks", "claim", "T-1"]).await.assert_ok();
     let done = alice.run(&["tasks", "done", "T-1"]).await.json();
     assert_eq!(done["status"], "done");
-    assert_eq!(done["unblocked"], serde_json::json!(["T-2", "T-3"]), "{done}");
+    assert_eq!(
+        done["unblocked"],
+        serde_json::json!(["T-2", "T-3"]),
+        "{done}"
+    );
 
     // a failed task is reopened from the CLI
     alice.run(&["tasks", "claim", "T-2"]).await.assert_ok();
