@@ -179,7 +179,7 @@ async fn pre_commit(ctx: &Ctx, project: Option<String>) -> Result<ExitCode> {
         return done();
     }
     let Some(ws) = Workspace::try_at(&root, project)? else {
-        warn("guard", PROJECT_UNKNOWN);
+        eprintln!("koor-cli guard: warning: {PROJECT_UNKNOWN}; letting the commit through");
         return done();
     };
     let answer = match check(ctx, &root, &ws, &files).await {
@@ -316,7 +316,7 @@ async fn claude_code(ctx: &Ctx, project: Option<String>) -> Result<ExitCode> {
         Ok(None) => {
             // No decision (the usual permission flow goes on), but the agent and the user learn
             // that the edit was not checked, and how to fix that.
-            warn("hook", PROJECT_UNKNOWN);
+            eprintln!("koor-cli hook: warning: {PROJECT_UNKNOWN}");
             ctx.out.json(&json!({
                 "systemMessage": format!("Koor: {PROJECT_UNKNOWN}."),
                 "hookSpecificOutput": {
